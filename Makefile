@@ -1,0 +1,56 @@
+# Two commands do all setup on a fresh machine: `make dev` (run the service) and `make test`.
+SHELL := /bin/bash
+export PYTHONPATH := src
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml scripts/requirements.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) scripts/requirements.py dev fast > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+dev: install
+	$(PY) -m local.cli dev
+
+migrate: $(PY_STAMP)
+	$(PY) -m local.cli migrate
+
+cron: $(PY_STAMP)
+	$(PY) -m local.cli cron
+
+demo: $(PY_STAMP)
+	$(PY) -m local.cli demo
+
+test: install
+	$(PY) -m ruff check src tests bench scripts
+	bash scripts/test.sh
+
+test-fast: $(PY_STAMP)
+	$(PY) -m pytest -q -x -m "not slow"
+
+lint: $(PY_STAMP)
+	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m ruff format --check src tests bench scripts
+
+fmt: $(PY_STAMP)
+	$(PY) -m ruff check --fix src tests bench scripts
+	$(PY) -m ruff format src tests bench scripts
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules .wrangler .pytest_cache .coverage htmlcov

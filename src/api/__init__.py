@@ -1,0 +1,1 @@
+"""The application: the route table and the scheduled jobs, shared by both runtime adapters."""

@@ -1,0 +1,51 @@
+"""Scheduled jobs run by the cron trigger (Workers), the dev server's minute loop and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from core.context import Services
+
+Job = Callable[[Services], Awaitable[dict[str, int]]]
+
+
+@dataclass
+class JobReport:
+    """What one scheduled run did, per job; a failing job is reported, the others still run."""
+
+    results: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+async def expire_wallet_challenges(services: Services) -> dict[str, int]:
+    """Mark PENDING wallet challenges past their expiry as EXPIRED (bounded per run)."""
+    from core.clock import format_time
+
+    now = format_time(services.clock.now())
+    result = (
+        await services.db.prepare(
+            "UPDATE wallet_challenges SET status = 'EXPIRED' WHERE id IN ("
+            "SELECT id FROM wallet_challenges WHERE status = 'PENDING' AND expires_at <= ? LIMIT 500)"
+        )
+        .bind(now)
+        .run()
+    )
+    return {"expired": result.changes}
+
+
+JOBS: dict[str, Job] = {
+    "expire_wallet_challenges": expire_wallet_challenges,
+}
+
+
+async def run_scheduled(services: Services, cron: str = "*/1 * * * *") -> JobReport:
+    report = JobReport()
+    for name, job in JOBS.items():
+        try:
+            report.results[name] = await job(services)
+        except Exception as error:
+            report.failures[name] = type(error).__name__
+            services.logger.error("job_failed", job=name, cron=cron, error_type=type(error).__name__)
+    services.logger.info("scheduled_run", cron=cron, results=report.results, failures=sorted(report.failures))
+    return report

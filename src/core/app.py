@@ -1,0 +1,100 @@
+"""The request pipeline both runtimes share: ids, limits, routing, flags, auth, validation, errors, logs."""
+
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from collections.abc import Sequence
+
+from core import cors
+from core.auth import require_admin, require_user, resolve_principal
+from core.context import RequestContext, Services
+from core.errors import ApiError
+from core.http import MAX_BODY_BYTES, Request, Response
+from core.ids import new_id
+from core.routing import Route, Router
+from core.validation import validate_body
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class App:
+    """Dispatches requests to the route table; never lets an exception escape as anything but E9001."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.router = Router(routes)
+
+    async def handle(self, request: Request, services: Services) -> Response:
+        started = time.perf_counter()
+        caller_id = request.header("x-request-id")
+        request.request_id = caller_id if _SAFE_REQUEST_ID.match(caller_id) else new_id()
+        route_path = "-"
+        try:
+            if cors.is_preflight(request):
+                response = cors.preflight(request, services.env, self.router.allowed_methods(request.path))
+            else:
+                match = self.router.match(request.method, request.path)
+                route_path = match.route.path
+                request.path_params = match.params
+                response = await self._dispatch(request, match.route, services)
+        except ApiError as error:
+            if error.code in {"E9001", "E9002"}:
+                error.details = {**error.details, "request_id": request.request_id}
+            response = Response.error(error)
+        except Exception as error:
+            services.logger.error(
+                "unhandled_exception",
+                request_id=request.request_id,
+                route=route_path,
+                error_type=type(error).__name__,
+                # The traceback names files and lines, never values: safe for the log, not for the caller.
+                where=traceback.format_tb(error.__traceback__)[-3:],
+            )
+            response = Response.error(ApiError("E9001", details={"request_id": request.request_id}))
+        if request.method == "HEAD":
+            response.body = b""
+        response.headers["x-request-id"] = request.request_id
+        response.headers.setdefault("x-content-type-options", "nosniff")
+        response.headers.setdefault("cache-control", "no-store")
+        cors.apply(request, response, services.env)
+        services.logger.info(
+            "request",
+            request_id=request.request_id,
+            method=request.method,
+            route=route_path,
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+
+    async def _dispatch(self, request: Request, route: Route, services: Services) -> Response:
+        if len(request.body) > MAX_BODY_BYTES:
+            raise ApiError("E9012", details={"max_bytes": MAX_BODY_BYTES})
+        now = services.clock.now()
+        authorization = request.header("authorization")
+        ctx = RequestContext(services, route, client_ip=request.client_ip, request_id=request.request_id)
+        principal_error: ApiError | None = None
+        try:
+            ctx.principal = await resolve_principal(services.env, services.db, authorization, now)
+        except ApiError as error:
+            principal_error = error
+        if route.flag is not None:
+            subject = (ctx.principal.user_id if ctx.principal else None) or request.client_ip
+            if not services.env.flag(route.flag, subject or ""):
+                raise ApiError("E9010", f"This feature is disabled ({route.flag})", {"flag": route.flag})
+        if principal_error is not None and route.auth != "none":
+            raise principal_error
+        if route.auth == "user":
+            require_user(ctx.principal)
+        elif route.auth == "admin":
+            require_admin(ctx.principal)
+        if services.rate_limiter is not None and route.rate_limit:
+            await services.rate_limiter.check(route.rate_limit, ctx, request)
+        if route.body is not None:
+            if request.method in _BODY_METHODS:
+                ctx.body = validate_body(route.body, request.json())
+        elif request.method in _BODY_METHODS and request.body.strip():
+            request.json()  # still refuse a non-JSON content type or malformed JSON
+        return await route.handler(request, ctx)

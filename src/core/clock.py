@@ -1,0 +1,54 @@
+"""Time: an injectable clock (tests move time, never sleep) and the RFC 3339 format the API uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Anything that can tell the current UTC time."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real wall clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to; for tests and simulations."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float = 0, **delta: float) -> datetime:
+        self._now += timedelta(seconds=seconds, **delta)
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision and a `Z`; fixed width, so text order is time order."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset; naive timestamps are refused."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a timezone offset or Z")
+    return value.astimezone(UTC)
+
+
+def unix_seconds(moment: datetime) -> int:
+    return int(moment.timestamp())

@@ -1,0 +1,54 @@
+"""Env: the Worker's vars and secrets (locally `[vars]` + `.dev.vars`), read with typed accessors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from core import flags
+from core.errors import ApiError
+
+MIN_HMAC_SECRET_LENGTH = 32
+
+
+class Env:
+    """Read-only configuration; secrets are only ever read here, never echoed."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = values or {}
+
+    def get(self, name: str, default: str = "") -> str:
+        value = self._values.get(name)
+        if value is None:
+            return default
+        return str(value)
+
+    def int(self, name: str, default: int) -> int:
+        raw = self.get(name).strip()
+        try:
+            return int(raw) if raw else default
+        except ValueError:
+            return default
+
+    def bool(self, name: str) -> bool:
+        return flags.rollout_percent(self.get(name) or None) >= 100
+
+    def flag(self, name: str, subject: str = "") -> bool:
+        return flags.is_enabled(name, self.get(name) or None, subject)
+
+    def secret(self, name: str, *, min_length: int = 1) -> str:
+        """A required secret, or a clear 500 naming the variable (never its value)."""
+        value = self.get(name)
+        if len(value) < min_length:
+            problem = "is not configured" if not value else f"must be at least {min_length} characters"
+            raise ApiError("E9001", f"Server misconfigured: {name} {problem}", {"variable": name})
+        return value
+
+    def hmac_secret(self) -> str:
+        return self.secret("HMAC_SECRET", min_length=MIN_HMAC_SECRET_LENGTH)
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: str(value) for name, value in self._values.items()}
+
+    def overlay(self, **values: str) -> Env:
+        """A copy with some values replaced; handy for tests and per-run overrides."""
+        return Env({**self.as_dict(), **values})

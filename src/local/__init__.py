@@ -1,0 +1,1 @@
+"""The CPython runtime adapter: ASGI app, dev server, configuration loading and the CLI."""

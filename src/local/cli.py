@@ -1,0 +1,102 @@
+"""Command line for local work: migrate, create-key, dev (serve), cron (run jobs once)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from local import config as local_config
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from db import migrations
+    from local.server import open_database
+
+    cfg = local_config.load()
+    database = open_database(cfg.database_path, cfg.migrations_dir)
+    remaining = migrations.pending(database, cfg.migrations_dir)
+    print(json.dumps({"database": str(cfg.database_path), "pending": [m.name for m in remaining]}))
+    return 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from accounts.users import issue_api_key
+    from core.clock import SystemClock
+    from local.server import open_database
+
+    cfg = local_config.load()
+    database = open_database(cfg.database_path, cfg.migrations_dir)
+    issued = asyncio.run(
+        issue_api_key(database, SystemClock().now(), email=args.email, display_name=args.display_name)
+    )
+    print(json.dumps({"user_id": issued.user_id, "api_key": issued.api_key}))
+    return 0
+
+
+def cmd_cron(args: argparse.Namespace) -> int:
+    from api.jobs import run_scheduled
+    from local.server import build_services
+
+    services = build_services(local_config.load())
+    report = asyncio.run(run_scheduled(services, args.cron))
+    print(json.dumps({"results": report.results, "failures": report.failures}))
+    return 1 if report.failures else 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from local.devchain import DevChain
+    from local.server import build_asgi, build_services
+
+    cfg = local_config.load()
+    extra: dict[str, str] = {}
+    chain: DevChain | None = None
+    if not args.no_chain and not cfg.vars.get("RPC_URL_LOCAL"):
+        chain = DevChain(args.chain_port)
+        if chain.available():
+            chain.start()
+            extra["RPC_URL_LOCAL"] = chain.url
+            print(f"local chain (anvil) on {chain.url}, network 'local' (eip155:31337)", file=sys.stderr)
+        else:
+            chain = None
+            print("anvil not installed (run `npm ci`): network 'local' disabled", file=sys.stderr)
+    services = build_services(cfg, extra_vars=extra)
+    app = build_asgi(services, cron_interval=None if args.no_cron else 60.0)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+    finally:
+        if chain is not None:
+            chain.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tattlehash", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply db/migrations to the local D1 file").set_defaults(
+        run=cmd_migrate
+    )
+    key = commands.add_parser("create-key", help="create a user and an API key")
+    key.add_argument("--email")
+    key.add_argument("--display-name")
+    key.set_defaults(run=cmd_create_key)
+    cron = commands.add_parser("cron", help="run the scheduled jobs once")
+    cron.add_argument("--cron", default="*/1 * * * *")
+    cron.set_defaults(run=cmd_cron)
+    dev = commands.add_parser("dev", help="serve on 127.0.0.1:8787 like `wrangler dev`")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8787)
+    dev.add_argument("--no-chain", action="store_true", help="don't start a local anvil chain")
+    dev.add_argument("--chain-port", type=int, default=8545)
+    dev.add_argument("--no-cron", action="store_true")
+    dev.set_defaults(run=cmd_dev)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Builds the local runtime: SQLite database (migrated), services from config, and the ASGI app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api.routes import build_app
+from core.clock import Clock, SystemClock
+from core.config import Env
+from core.context import Services
+from core.logging import Logger
+from db import migrations
+from db.sqlite import SqliteDatabase
+from local.asgi import AsgiAdapter
+from local.config import LocalConfig
+
+
+def open_database(path: Path, migrations_dir: Path) -> SqliteDatabase:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    database = SqliteDatabase(path)
+    migrations.apply(database, migrations_dir)
+    return database
+
+
+def build_services(
+    config: LocalConfig,
+    *,
+    clock: Clock | None = None,
+    logger: Logger | None = None,
+    extra_vars: dict[str, str] | None = None,
+) -> Services:
+    database = open_database(config.database_path, config.migrations_dir)
+    env = Env({**config.vars, **(extra_vars or {})})
+    return Services(env=env, db=database, clock=clock or SystemClock(), logger=logger or Logger())
+
+
+def build_asgi(services: Services, *, cron_interval: float | None = None) -> AsgiAdapter:
+    return AsgiAdapter(build_app(), services, cron_interval=cron_interval)
