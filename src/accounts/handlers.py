@@ -86,7 +86,5 @@ async def patch_me(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     body: ProfilePatch = ctx.body
     await _profile(ctx, principal.user_id or "")
-    await users.update_profile(
-        ctx.db, principal.user_id or "", body.model_dump(exclude_unset=True), ctx.now()
-    )
+    await users.update_profile(ctx.db, principal.user_id or "", body.model_dump(exclude_unset=True), ctx.now())
     return Response.json((await _profile(ctx, principal.user_id or "")).model_dump())

@@ -56,18 +56,16 @@ async def issue_api_key(
         statements.append(insert_user_statement(db, user_id, now, email=email, display_name=display_name))
     api_key = new_api_key()
     statements.append(
-        db.prepare(
-            "INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at) VALUES (?, ?, ?, ?, ?)"
-        ).bind(new_id(), user_id, hash_api_key(api_key), api_key[:8], format_time(now))
+        db.prepare("INSERT INTO api_keys (id, user_id, key_hash, key_prefix, created_at) VALUES (?, ?, ?, ?, ?)").bind(
+            new_id(), user_id, hash_api_key(api_key), api_key[:8], format_time(now)
+        )
     )
     await db.batch(statements)
     return IssuedKey(user_id, api_key)
 
 
 async def wallets_of(db: Database, user_id: str) -> list[str]:
-    result = (
-        await db.prepare("SELECT address FROM wallets WHERE user_id = ? ORDER BY address").bind(user_id).all()
-    )
+    result = await db.prepare("SELECT address FROM wallets WHERE user_id = ? ORDER BY address").bind(user_id).all()
     return [row["address"] for row in result.results]
 
 

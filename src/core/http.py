@@ -72,9 +72,7 @@ class Response:
 
     @classmethod
     def html(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return cls(
-            status, text.encode("utf-8"), {"content-type": "text/html; charset=utf-8", **(headers or {})}
-        )
+        return cls(status, text.encode("utf-8"), {"content-type": "text/html; charset=utf-8", **(headers or {})})
 
     @classmethod
     def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> Response:

@@ -75,9 +75,7 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
-def build_document(
-    routes: Sequence[Route], *, title: str, version: str, server_url: str = ""
-) -> dict[str, Any]:
+def build_document(routes: Sequence[Route], *, title: str, version: str, server_url: str = "") -> dict[str, Any]:
     components: dict[str, Any] = {}
     _schema(ErrorEnvelope, components)
     paths: dict[str, dict[str, Any]] = {}

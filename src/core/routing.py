@@ -49,9 +49,7 @@ class Route:
 def _compile(path: str) -> re.Pattern[str]:
     parts = _PARAM.split(path)
     # split() alternates literal text and parameter names: escape the text, capture the names.
-    regex = "".join(
-        re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)" for index, part in enumerate(parts)
-    )
+    regex = "".join(re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)" for index, part in enumerate(parts))
     return re.compile(f"^{regex}$")
 
 
@@ -85,9 +83,7 @@ class Router:
             if "GET" in allowed and method == "HEAD":
                 return self.match("GET", path)
             allow = ", ".join(sorted({*allowed, "OPTIONS"}))
-            raise ApiError(
-                "E9011", f"Method {method} not allowed", {"allow": allow}, headers={"allow": allow}
-            )
+            raise ApiError("E9011", f"Method {method} not allowed", {"allow": allow}, headers={"allow": allow})
         raise ApiError("E9008", "No such route")
 
     def allowed_methods(self, path: str) -> list[str]:

@@ -75,8 +75,7 @@ class AsgiAdapter:
                 "type": "http.response.start",
                 "status": response.status,
                 "headers": [
-                    (key.encode("latin-1"), value.encode("latin-1"))
-                    for key, value in response.headers.items()
+                    (key.encode("latin-1"), value.encode("latin-1")) for key, value in response.headers.items()
                 ],
             }
         )

@@ -29,9 +29,7 @@ def cmd_create_key(args: argparse.Namespace) -> int:
 
     cfg = local_config.load()
     database = open_database(cfg.database_path, cfg.migrations_dir)
-    issued = asyncio.run(
-        issue_api_key(database, SystemClock().now(), email=args.email, display_name=args.display_name)
-    )
+    issued = asyncio.run(issue_api_key(database, SystemClock().now(), email=args.email, display_name=args.display_name))
     print(json.dumps({"user_id": issued.user_id, "api_key": issued.api_key}))
     return 0
 
@@ -77,9 +75,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tattlehash", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("migrate", help="apply db/migrations to the local D1 file").set_defaults(
-        run=cmd_migrate
-    )
+    commands.add_parser("migrate", help="apply db/migrations to the local D1 file").set_defaults(run=cmd_migrate)
     key = commands.add_parser("create-key", help="create a user and an API key")
     key.add_argument("--email")
     key.add_argument("--display-name")

@@ -41,7 +41,8 @@ def load(root: Path = PROJECT_ROOT, *, environment: str | None = None) -> LocalC
     values = {key: str(value) for key, value in manifest.get("vars", {}).items()}
     if environment:
         values.update({key: str(value) for key, value in section.get("vars", {}).items()})
-    dev_vars = root / ".dev.vars"
+    # TATTLEHASH_DEV_VARS points at another vars file (tests, benches); the default is wrangler's .dev.vars.
+    dev_vars = Path(os.environ.get("TATTLEHASH_DEV_VARS") or root / ".dev.vars")
     if dev_vars.exists():
         values.update(parse_dotenv(dev_vars.read_text(encoding="utf-8")))
     database = next(db for db in manifest["d1_databases"] if db["binding"] == D1_BINDING)

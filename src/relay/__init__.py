@@ -1,0 +1,1 @@
+"""Telling people what happened: the event outbox, webhooks, email and SMS."""

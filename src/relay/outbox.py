@@ -1,0 +1,63 @@
+"""The transactional outbox: an event row is a statement added to the same batch as the change it reports."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from core.clock import format_time
+from core.ids import new_id
+from db.port import Database, Statement
+
+EVENT_TYPES = (
+    "challenge.created",
+    "challenge.invitation_sent",
+    "challenge.accepted",
+    "challenge.gatekeeper_verification_required",
+    "challenge.intent_locked",
+    "challenge.verification_failed",
+    "challenge.activated",
+    "challenge.response_submitted",
+    "challenge.disputed",
+    "challenge.completed",
+    "challenge.cancelled",
+    "challenge.expired",
+    "stake.held",
+    "stake.released",
+    "stake.slashed",
+    "stake.refunded",
+    "wallet.verified",
+)
+
+
+def event_statement(
+    db: Database,
+    event_type: str,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    challenge_id: str | None = None,
+    user_id: str | None = None,
+    guard_sql: str | None = None,
+    guard_params: tuple[Any, ...] = (),
+) -> Statement:
+    """An INSERT of one event; with a guard it inserts only if the guard query finds a row.
+
+    The guard lets an event ride in the same batch as a conditional update: when the update lost
+    its race (0 rows changed), the guard finds nothing and no event is written either.
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type}")
+    values = (
+        new_id(),
+        event_type,
+        challenge_id,
+        user_id,
+        json.dumps(payload, separators=(",", ":")),
+        format_time(now),
+    )
+    columns = "INSERT INTO events (id, type, challenge_id, user_id, payload, created_at) "
+    if guard_sql is None:
+        return db.prepare(columns + "VALUES (?, ?, ?, ?, ?, ?)").bind(*values)
+    return db.prepare(columns + f"SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS ({guard_sql})").bind(*values, *guard_params)

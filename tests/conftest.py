@@ -1,0 +1,91 @@
+"""Shared fixtures: a migrated SQLite database per test, services with a manual clock, an in-process client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from accounts.users import issue_api_key
+from core.clock import ManualClock
+from core.config import Env
+from core.context import Services
+from core.logging import Logger, MemoryLogSink
+from local.config import PROJECT_ROOT
+from local.server import build_asgi, open_database
+from tests.support.client import ApiClient
+
+HMAC_SECRET = "test-hmac-secret-0123456789abcdef-0123"
+ADMIN_TOKEN = "test-admin-token-not-a-real-secret"
+MIGRATIONS = PROJECT_ROOT / "db" / "migrations"
+
+BASE_VARS = {
+    "HMAC_SECRET": HMAC_SECRET,
+    "ADMIN_TOKEN": ADMIN_TOKEN,
+    "FF_GATEKEEPER_V2": "true",
+    "FF_CHALLENGES": "true",
+    "FF_FIRE_MODE": "true",
+    "FF_ENFORCED_MODE": "true",
+    "FF_WEBHOOKS": "true",
+    "FF_NOTIFICATIONS": "true",
+    "WALLET_CHALLENGE_TTL_SECONDS": "600",
+    "SIWE_ALLOWED_DOMAINS": "tattlehash.test,localhost",
+    "PUBLIC_BASE_URL": "https://tattlehash.test",
+}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def log_sink() -> MemoryLogSink:
+    return MemoryLogSink()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "d1.sqlite"
+
+
+@pytest.fixture
+def env_vars() -> dict[str, str]:
+    """Per-test configuration; tests edit this dict before the services are built."""
+    return dict(BASE_VARS)
+
+
+@pytest.fixture
+def services(db_path: Path, env_vars: dict[str, str], clock: ManualClock, log_sink: MemoryLogSink) -> Services:
+    database = open_database(db_path, MIGRATIONS)
+    return Services(env=Env(env_vars), db=database, clock=clock, logger=Logger(log_sink))
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[ApiClient]:
+    adapter = build_asgi(services)
+    yield ApiClient(adapter)
+    await adapter.drain()
+
+
+@pytest.fixture
+def make_user(services: Services) -> Callable[..., object]:
+    """Creates a user with an API key; returns (user_id, api_key)."""
+
+    async def make(email: str | None = None, display_name: str | None = None) -> tuple[str, str]:
+        issued = await issue_api_key(services.db, services.clock.now(), email=email, display_name=display_name)
+        return issued.user_id, issued.api_key
+
+    return make
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, env_vars: dict[str, str]):
+    """The real server over real HTTP (uvicorn on 127.0.0.1), with this test's configuration."""
+    from tests.support.server import LiveServer
+
+    server = LiveServer(tmp_path, env_vars).start()
+    yield server
+    server.stop()

@@ -1,0 +1,71 @@
+"""Runs the real local server as `make dev` does (same CLI), on a free port with its own database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from local.config import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """`python -m local.cli dev` in a subprocess; stopped (never left behind) by stop()."""
+
+    def __init__(self, workdir: Path, env_vars: dict[str, str], *, extra_args: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.vars_file = workdir / "dev.vars"
+        self.vars_file.write_text("".join(f"{key}={value}\n" for key, value in env_vars.items()))
+        self.database_path = workdir / "live.sqlite"
+        self.log_path = workdir / "server.log"
+        self.extra_args = extra_args if extra_args is not None else ["--no-chain", "--no-cron"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> LiveServer:
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT / "src"),
+            "TATTLEHASH_DEV_VARS": str(self.vars_file),
+            "TATTLEHASH_DB_PATH": str(self.database_path),
+        }
+        command = [sys.executable, "-m", "local.cli", "dev", "--port", str(self.port), *self.extra_args]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
