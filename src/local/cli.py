@@ -47,21 +47,20 @@ def cmd_cron(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from local.devchain import DevChain
+    from local.anvil import AnvilError, AnvilNode
     from local.server import build_asgi, build_services
 
     cfg = local_config.load()
     extra: dict[str, str] = {}
-    chain: DevChain | None = None
+    chain: AnvilNode | None = None
     if not args.no_chain and not cfg.vars.get("RPC_URL_LOCAL"):
-        chain = DevChain(args.chain_port)
-        if chain.available():
-            chain.start()
+        try:
+            chain = AnvilNode(port=args.chain_port).start()
+        except AnvilError as error:
+            print(f"local chain not started ({error}): network 'local' disabled", file=sys.stderr)
+        else:
             extra["RPC_URL_LOCAL"] = chain.url
             print(f"local chain (anvil) on {chain.url}, network 'local' (eip155:31337)", file=sys.stderr)
-        else:
-            chain = None
-            print("anvil not installed (run `npm ci`): network 'local' disabled", file=sys.stderr)
     services = build_services(cfg, extra_vars=extra)
     app = build_asgi(services, cron_interval=None if args.no_cron else 60.0)
     try:

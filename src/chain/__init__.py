@@ -1,0 +1,1 @@
+"""Chain access: networks, JSON-RPC, addresses, signatures."""
