@@ -36,7 +36,7 @@ demo: $(PY_STAMP)
 
 test: install
 	$(PY) -m ruff check src tests bench scripts
-	bash scripts/test.sh
+	COVERAGE_MIN=80 bash scripts/test.sh
 
 test-fast: $(PY_STAMP)
 	$(PY) -m pytest -q -x -m "not slow"

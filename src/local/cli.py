@@ -36,9 +36,11 @@ def cmd_create_key(args: argparse.Namespace) -> int:
 
 def cmd_cron(args: argparse.Namespace) -> int:
     from api.jobs import run_scheduled
+    from core.logging import Logger
     from local.server import build_services
 
-    services = build_services(local_config.load())
+    # stdout carries the command's JSON result; log lines go to stderr.
+    services = build_services(local_config.load(), logger=Logger(lambda line: print(line, file=sys.stderr)))
     report = asyncio.run(run_scheduled(services, args.cron))
     print(json.dumps({"results": report.results, "failures": report.failures}))
     return 1 if report.failures else 0
