@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+LINT_PATHS := $(wildcard src tests bench scripts)
 
 .PHONY: dev test test-fast lint fmt migrate cron demo bench clean install
 
@@ -35,19 +36,19 @@ demo: $(PY_STAMP)
 	$(PY) -m local.cli demo
 
 test: install
-	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m ruff check $(LINT_PATHS)
 	COVERAGE_MIN=80 bash scripts/test.sh
 
 test-fast: $(PY_STAMP)
 	$(PY) -m pytest -q -x -m "not slow"
 
 lint: $(PY_STAMP)
-	$(PY) -m ruff check src tests bench scripts
-	$(PY) -m ruff format --check src tests bench scripts
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
 
 fmt: $(PY_STAMP)
-	$(PY) -m ruff check --fix src tests bench scripts
-	$(PY) -m ruff format src tests bench scripts
+	$(PY) -m ruff check --fix $(LINT_PATHS)
+	$(PY) -m ruff format $(LINT_PATHS)
 
 bench: install
 	$(PY) bench/run_all.py
