@@ -7,10 +7,12 @@ from functools import lru_cache
 
 from accounts import handlers as accounts
 from api import system
+from challenges import routes as challenge_routes
 from core.app import App
 from core.context import RequestContext
 from core.http import Request, Response
 from core.routing import Route
+from gatekeeper import funds_api, wallet_api
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +61,59 @@ ROUTES: list[Route] = [
         body=accounts.ProfilePatch,
         response=accounts.Profile,
     ),
+    Route(
+        "POST",
+        "/gatekeeper/v2/wallet/challenge",
+        wallet_api.create_challenge,
+        "Create a one-time wallet ownership challenge (plain or EIP-4361 message)",
+        "wallet",
+        flag=wallet_api.FLAG,
+        auth="optional",
+        body=wallet_api.WalletChallengeCreate,
+        response=wallet_api.WalletChallengeCreated,
+        status=201,
+        rate_limit="gatekeeper",
+        errors=("E1001", "E1002"),
+    ),
+    Route(
+        "POST",
+        "/gatekeeper/v2/wallet/verify",
+        wallet_api.verify,
+        "Verify a signed challenge (EIP-191 or EIP-1271) and get a session token",
+        "wallet",
+        flag=wallet_api.FLAG,
+        auth="optional",
+        body=wallet_api.WalletVerify,
+        response=wallet_api.WalletVerified,
+        rate_limit="gatekeeper",
+        errors=("E1003", "E1004", "E1005", "E1006", "E1007", "E1008", "E2004"),
+    ),
+    Route(
+        "POST",
+        "/gatekeeper/v2/funds/check",
+        funds_api.check_funds,
+        "Prove a wallet holds at least a threshold of an asset, without revealing the balance",
+        "funds",
+        flag=funds_api.FLAG,
+        auth="optional",
+        body=funds_api.FundsCheckRequest,
+        response=funds_api.FundsCheckResult,
+        rate_limit="gatekeeper",
+        errors=funds_api.CHECK_ERRORS,
+    ),
+    Route(
+        "GET",
+        "/gatekeeper/v2/networks",
+        funds_api.list_networks,
+        "Networks usable for funds checks in this deployment (never their RPC URLs)",
+        "funds",
+        flag=funds_api.FLAG,
+        response=funds_api.NetworkList,
+        rate_limit="gatekeeper",
+    ),
 ]
+
+ROUTES.extend(challenge_routes.ROUTES)
 
 
 def build_app() -> App:

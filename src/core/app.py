@@ -88,6 +88,8 @@ class App:
             raise principal_error
         if route.auth == "user":
             require_user(ctx.principal)
+        elif route.auth == "any" and ctx.principal is None:
+            raise ApiError("E9005")
         elif route.auth == "admin":
             require_admin(ctx.principal)
         if services.rate_limiter is not None and route.rate_limit:

@@ -25,7 +25,7 @@ def _schema(model: type, components: dict[str, Any]) -> dict[str, Any]:
 
 def _error_responses(route: Route) -> dict[str, Any]:
     codes = list(route.errors) + list(_COMMON_ERRORS)
-    if route.auth in {"user", "admin", "optional"}:
+    if route.auth in {"user", "any", "admin", "optional"}:
         codes += ["E9005", "E9006", "E9007"]
     if route.flag:
         codes.append("E9010")
@@ -68,7 +68,7 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     if route.response is not None:
         success["content"] = {"application/json": {"schema": _schema(route.response, components)}}
     operation["responses"] = {str(route.status): success, **_error_responses(route)}
-    if route.auth in {"user", "admin"}:
+    if route.auth in {"user", "any", "admin"}:
         operation["security"] = [{"bearer": []}]
     elif route.auth == "optional":
         operation["security"] = [{"bearer": []}, {}]

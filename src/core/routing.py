@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from core.context import RequestContext
 
 Handler = Callable[[Request, "RequestContext"], Awaitable[Response]]
-AuthRequirement = Literal["none", "optional", "user", "admin"]
+# "any": a user or the admin token (reads and moderation); "user": acts for a user, so the admin token is refused.
+AuthRequirement = Literal["none", "optional", "user", "any", "admin"]
 _PARAM = re.compile(r"\{([a-z_]+)\}")
 
 

@@ -1,0 +1,361 @@
+"""The user actions of SPEC §7 for SOLO and GATEKEEPER: who may act, which move it makes, what it writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from challenges import attestation, modes, store, transitions
+from challenges.deadlines import next_deadline
+from challenges.transitions import Change
+from core.auth import Principal
+from core.clock import format_time, parse_time
+from core.context import Services
+from core.errors import ApiError
+
+Action = Callable[..., Awaitable[None]]
+OUTCOMES = ("CREATOR_WIN", "COUNTERPARTY_WIN", "DRAW", "NO_CONTEST")
+DEFAULT_VERIFICATION_TIMEOUT_SECONDS = 3600
+
+
+def actor(principal: Principal) -> str:
+    return "admin" if principal.is_admin else f"user:{principal.user_id}"
+
+
+def _payload(challenge: dict[str, Any], status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "challenge_id": challenge["id"],
+        "mode": challenge["mode"],
+        "status": status,
+        "from_status": challenge["status"],
+        **extra,
+    }
+
+
+def ensure_action(challenge: dict[str, Any], action: str) -> None:
+    if modes.action_allowed(challenge["mode"], challenge["status"], action):
+        return
+    raise ApiError(
+        "E3014",
+        f"'{action}' is not possible for a {challenge['mode']} challenge in {challenge['status']}",
+        {"action": action, "status": challenge["status"], "mode": challenge["mode"]},
+    )
+
+
+def require_role(role: str, *allowed: str) -> None:
+    if role not in allowed:
+        raise ApiError("E9007", "Only " + " or ".join(name.lower() for name in allowed) + " may do this")
+
+
+def with_deadline(change: Change, to_status: str) -> Change:
+    """Keep next_deadline_at in step with the status the change lands in."""
+    merged = {**change.challenge, **change.set_columns}
+    change.set_columns["next_deadline_at"] = next_deadline(change.challenge["mode"], to_status, merged)
+    return change
+
+
+async def send(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    require_role(role, "CREATOR")
+    ensure_action(challenge, "send")
+    now = services.now()
+    accept_deadline = challenge["expires_at"]
+    if challenge["mode"] == modes.ENFORCED:
+        config = (
+            await services.db.prepare("SELECT accept_timeout_seconds FROM enforced_configs WHERE challenge_id = ?")
+            .bind(challenge["id"])
+            .first()
+        )
+        accept_deadline = format_time(now + timedelta(seconds=int(config["accept_timeout_seconds"])))
+    to = modes.AWAITING_COUNTERPARTY
+    change = Change(
+        challenge,
+        actor(principal),
+        "invitation sent",
+        to,
+        {"accept_deadline": accept_deadline},
+        events=[
+            (
+                "challenge.invitation_sent",
+                _payload(challenge, to, accept_deadline=accept_deadline),
+                challenge["counterparty_user_id"],
+            )
+        ],
+    )
+    await transitions.apply(services.db, with_deadline(change, to), now)
+
+
+def attestation_statements(
+    services: Services, change: Change, kind_terms: list[tuple[str, dict[str, Any]]], now: datetime
+) -> None:
+    for kind, terms in kind_terms:
+        change.extra.append(
+            attestation.attestation_statement(services.db, change.challenge["id"], kind, terms, now, change.guard())
+        )
+
+
+async def confirm(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    """SOLO: lock the creator's intent (after its gatekeeper checks, if any), then complete or await resolution."""
+    require_role(role, "CREATOR")
+    ensure_action(challenge, "confirm")
+    from challenges import verification
+
+    outcome = await verification.run(services, challenge, sides=("CREATOR",))
+    if outcome.pending:
+        raise ApiError("E4020", "The creator's wallet is not verified yet", {"pending": outcome.pending})
+    now = services.now()
+    if outcome.failed:
+        await verification.apply_failure(services, challenge, outcome, principal)
+        return
+    stamp = format_time(now)
+    initiator = attestation.side_terms(challenge, "CREATOR", outcome.party("CREATOR"), stamp)
+    initiator_hash = attestation.digest(initiator)
+    columns: dict[str, Any] = {"intent_locked_at": stamp, "initiator_hash": initiator_hash}
+    kinds = [("INITIATOR", initiator)]
+    if challenge["resolution_due_at"]:
+        to = modes.AWAITING_RESOLUTION
+    else:
+        to = modes.COMPLETED
+        final = attestation.final_terms(challenge["id"], initiator_hash, None, None, stamp)
+        columns |= {"completed_at": stamp, "final_hash": attestation.digest(final)}
+        kinds.append(("FINAL", final))
+    change = Change(
+        challenge,
+        actor(principal),
+        "confirmed",
+        to,
+        columns,
+        via=modes.INTENT_LOCKED,
+        events=[("challenge.intent_locked", _payload(challenge, modes.INTENT_LOCKED), None)],
+    )
+    if to == modes.COMPLETED:
+        change.events.append(("challenge.completed", _payload(challenge, to, final_hash=columns["final_hash"]), None))
+    outcome.add_statements(services, change, now)
+    attestation_statements(services, change, kinds, now)
+    await transitions.apply(services.db, with_deadline(change, to), now)
+
+
+async def accept(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    if role != "COUNTERPARTY":
+        raise ApiError("E3012")
+    status = challenge["status"]
+    if status != modes.AWAITING_COUNTERPARTY:
+        if status in {modes.DRAFT, modes.CANCELLED, modes.EXPIRED}:
+            raise ApiError("E3011", f"The challenge is {status}", {"status": status})
+        raise ApiError("E3015", details={"status": status})
+    now = services.now()
+    deadline = challenge["accept_deadline"]
+    if deadline and parse_time(deadline) <= now:
+        raise ApiError("E3013", details={"accept_deadline": deadline})
+    if challenge["mode"] != modes.GATEKEEPER:
+        raise ApiError("E3011", "FIRE and ENFORCED acceptance arrives with stakes")
+    timeout = services.env.int("GATEKEEPER_VERIFICATION_TIMEOUT_SECONDS", DEFAULT_VERIFICATION_TIMEOUT_SECONDS)
+    to = modes.AWAITING_GATEKEEPER
+    change = Change(
+        challenge,
+        actor(principal),
+        "accepted",
+        to,
+        {
+            "counterparty_user_id": principal.user_id,
+            "verification_deadline": format_time(now + timedelta(seconds=timeout)),
+        },
+        events=[
+            ("challenge.accepted", _payload(challenge, to), challenge["creator_user_id"]),
+            ("challenge.gatekeeper_verification_required", _payload(challenge, to), None),
+        ],
+    )
+    await transitions.apply(services.db, with_deadline(change, to), now)
+
+
+async def verify(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    """GATEKEEPER: both wallets verified and every funds check passed → INTENT_LOCKED; a FAILED check cancels."""
+    require_role(role, "CREATOR", "COUNTERPARTY")
+    ensure_action(challenge, "verify")
+    from challenges import verification
+
+    outcome = await verification.run(services, challenge, sides=("CREATOR", "COUNTERPARTY"))
+    if outcome.pending:
+        raise ApiError("E4020", "Waiting for wallet verification", {"pending": outcome.pending})
+    if outcome.failed:
+        await verification.apply_failure(services, challenge, outcome, principal)
+        return
+    now = services.now()
+    stamp = format_time(now)
+    change = Change(challenge, actor(principal), "gatekeeper checks passed", modes.INTENT_LOCKED)
+    outcome.add_statements(services, change, now)
+    # The hashes commit to the check results, which this same batch writes: they come from the outcome.
+    initiator = attestation.side_terms(challenge, "CREATOR", outcome.party("CREATOR"), stamp)
+    counter = attestation.side_terms(challenge, "COUNTERPARTY", outcome.party("COUNTERPARTY"), stamp)
+    change.set_columns = {
+        "intent_locked_at": stamp,
+        "initiator_hash": attestation.digest(initiator),
+        "counter_hash": attestation.digest(counter),
+    }
+    change.events.append(
+        (
+            "challenge.intent_locked",
+            _payload(
+                challenge,
+                modes.INTENT_LOCKED,
+                initiator_hash=change.set_columns["initiator_hash"],
+                counter_hash=change.set_columns["counter_hash"],
+            ),
+            None,
+        )
+    )
+    attestation_statements(services, change, [("INITIATOR", initiator), ("COUNTER", counter)], now)
+    await transitions.apply(services.db, with_deadline(change, modes.INTENT_LOCKED), now)
+
+
+async def _party_actions(services: Services, challenge_id: str, action: str) -> dict[str, Any]:
+    result = (
+        await services.db.prepare(
+            "SELECT user_id, payload FROM challenge_party_actions WHERE challenge_id = ? AND action = ?"
+        )
+        .bind(challenge_id, action)
+        .all()
+    )
+    return {row["user_id"]: row["payload"] for row in result.results}
+
+
+def _party_action_statement(
+    services: Services, change: Change, user_id: str, action: str, payload: str | None, now: datetime
+) -> Any:
+    return transitions.guarded_insert(
+        services.db,
+        change,
+        "INSERT OR REPLACE INTO challenge_party_actions (challenge_id, user_id, action, payload, created_at)"
+        " SELECT ?, ?, ?, ?, ?",
+        change.challenge["id"],
+        user_id,
+        action,
+        payload,
+        format_time(now),
+    )
+
+
+def _parties(challenge: dict[str, Any]) -> set[str]:
+    return {party for party in (challenge["creator_user_id"], challenge["counterparty_user_id"]) if party}
+
+
+async def _finish(services: Services, change: Change, outcome: str | None, now: datetime) -> None:
+    """Complete with the FINAL attestation over I, C and the outcome."""
+    challenge = change.challenge
+    stamp = format_time(now)
+    final = attestation.final_terms(
+        challenge["id"], challenge["initiator_hash"], challenge["counter_hash"], outcome, stamp
+    )
+    change.to_status = modes.COMPLETED
+    change.set_columns |= {"completed_at": stamp, "outcome": outcome, "final_hash": attestation.digest(final)}
+    change.events.append(
+        (
+            "challenge.completed",
+            _payload(challenge, modes.COMPLETED, outcome=outcome, final_hash=change.set_columns["final_hash"]),
+            None,
+        )
+    )
+    attestation_statements(services, change, [("FINAL", final)], now)
+    await transitions.apply(services.db, with_deadline(change, modes.COMPLETED), now)
+
+
+async def complete(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    """Each party confirms; the second confirmation completes with the final attestation."""
+    require_role(role, "CREATOR", "COUNTERPARTY")
+    if challenge["status"] == modes.AWAITING_GATEKEEPER:
+        raise ApiError("E4020")
+    ensure_action(challenge, "complete")
+    now = services.now()
+    user_id = principal.user_id or ""
+    confirmed = set(await _party_actions(services, challenge["id"], "COMPLETE")) | {user_id}
+    change = Change(challenge, actor(principal), "completion confirmed")
+    change.extra.append(_party_action_statement(services, change, user_id, "COMPLETE", None, now))
+    if challenge["mode"] == modes.SOLO or _parties(challenge) <= confirmed:
+        await _finish(services, change, challenge["proposed_outcome"], now)
+        return
+    await transitions.apply(services.db, change, now)
+
+
+async def resolve(
+    services: Services,
+    challenge: dict[str, Any],
+    role: str,
+    principal: Principal,
+    outcome: str,
+    resolution_data: dict[str, Any] | None,
+) -> None:
+    """Parties propose an outcome: agreement completes, disagreement disputes; the admin decides a dispute."""
+    if outcome not in OUTCOMES:
+        raise ApiError(
+            "E3021",
+            details={"fields": [{"field": "outcome", "message": f"must be one of {list(OUTCOMES)}", "type": "enum"}]},
+        )
+    if not modes.action_allowed(challenge["mode"], challenge["status"], "resolve"):
+        raise ApiError("E3020", details={"status": challenge["status"]})
+    now = services.now()
+    data = json.dumps(resolution_data, separators=(",", ":")) if resolution_data is not None else None
+    change = Change(challenge, actor(principal), f"resolved {outcome}", set_columns={"resolution_data": data})
+    if role == "ADMIN":
+        await _finish(services, change, outcome, now)
+        return
+    require_role(role, "CREATOR", "COUNTERPARTY")
+    if challenge["status"] == modes.DISPUTED:
+        raise ApiError("E9007", "A disputed challenge is resolved by a moderator")
+    if challenge["mode"] == modes.SOLO:
+        await _finish(services, change, outcome, now)
+        return
+    user_id = principal.user_id or ""
+    proposals = await _party_actions(services, challenge["id"], "RESOLVE")
+    proposals[user_id] = outcome
+    change.extra.append(_party_action_statement(services, change, user_id, "RESOLVE", outcome, now))
+    change.set_columns["proposed_outcome"] = outcome
+    if _parties(challenge) <= set(proposals):
+        if len(set(proposals.values())) == 1:
+            await _finish(services, change, outcome, now)
+            return
+        change.to_status = modes.DISPUTED
+        change.reason = "parties disagree"
+        change.events.append(
+            ("challenge.disputed", _payload(challenge, modes.DISPUTED, reason="parties disagree"), None)
+        )
+        change = with_deadline(change, modes.DISPUTED)
+    await transitions.apply(services.db, change, now)
+
+
+async def dispute(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    require_role(role, "CREATOR", "COUNTERPARTY")
+    ensure_action(challenge, "dispute")
+    now = services.now()
+    deadline = challenge["dispute_deadline"]
+    if deadline and parse_time(deadline) <= now:
+        raise ApiError("E3020", "The dispute window has closed", {"dispute_deadline": deadline})
+    change = Change(
+        challenge,
+        actor(principal),
+        "disputed",
+        modes.DISPUTED,
+        events=[("challenge.disputed", _payload(challenge, modes.DISPUTED), None)],
+    )
+    await transitions.apply(services.db, with_deadline(change, modes.DISPUTED), now)
+
+
+async def cancel(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    if role not in {"CREATOR", "ADMIN"}:
+        raise ApiError("E9007", "Only the creator may cancel")
+    ensure_action(challenge, "cancel")
+    now = services.now()
+    change = Change(
+        challenge,
+        actor(principal),
+        "cancelled",
+        modes.CANCELLED,
+        events=[("challenge.cancelled", _payload(challenge, modes.CANCELLED), None)],
+    )
+    await transitions.apply(services.db, with_deadline(change, modes.CANCELLED), now)
+
+
+async def reload(services: Services, challenge_id: str) -> dict[str, Any]:
+    row = await store.load(services.db, challenge_id)
+    assert row is not None
+    return row

@@ -1,0 +1,191 @@
+"""Gatekeeper verification: each side's wallet verified by its own user, then every funds check, batched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from challenges import modes, transitions
+from challenges.transitions import Change
+from core.auth import Principal
+from core.clock import format_time
+from core.context import Services
+from core.errors import ApiError
+from db.port import Statement
+
+
+@dataclass
+class CheckResult:
+    """One funds requirement's result; the balance stays inside the funds service."""
+
+    requirement: dict[str, Any]
+    status: str
+    attestation_id: str
+    block_number: int
+    balance_commitment: str
+
+
+@dataclass
+class Outcome:
+    pending: list[str] = field(default_factory=list)
+    verified_sides: list[str] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
+    attestation_statements: list[Statement] = field(default_factory=list)
+    wallets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any(result.status == "FAILED" for result in self.results)
+
+    def party(self, side: str) -> dict[str, Any] | None:
+        """The side's wallet requirement and check results, as its hash commits to them."""
+        wallet = self.wallets.get(side)
+        if wallet is None:
+            return None
+        checks = [
+            {
+                "asset_type": r.requirement["asset_type"],
+                "token_address": r.requirement["token_address"],
+                "min_balance": r.requirement["min_balance"],
+                "currency_symbol": r.requirement["currency_symbol"],
+                "status": r.status,
+                "block_number": r.block_number,
+                "balance_commitment": r.balance_commitment,
+                "attestation_id": r.attestation_id,
+            }
+            for r in self.results
+            if r.requirement["side"] == side
+        ]
+        return {"wallet_address": wallet["wallet_address"], "network": wallet["network"], "funds_checks": checks}
+
+    def add_statements(self, services: Services, change: Change, now: datetime) -> None:
+        """Store results with the state change: all guarded, so a lost race stores nothing."""
+        db = services.db
+        stamp = format_time(now)
+        for statement in self.attestation_statements:
+            change.extra.append(statement)
+        for result in self.results:
+            change.extra.append(
+                transitions.guarded_update(
+                    db,
+                    change,
+                    "UPDATE funds_requirements SET status = ?, attestation_id = ?, checked_at = ? WHERE id = ?",
+                    result.status,
+                    result.attestation_id,
+                    stamp,
+                    result.requirement["id"],
+                )
+            )
+        for side in self.verified_sides:
+            change.extra.append(
+                transitions.guarded_update(
+                    db,
+                    change,
+                    "UPDATE challenge_wallet_requirements SET wallet_status = 'VERIFIED'"
+                    " WHERE challenge_id = ? AND side = ?",
+                    change.challenge["id"],
+                    side,
+                )
+            )
+
+
+async def _wallet_verified(services: Services, wallet: str, user_id: str | None) -> bool:
+    if user_id is None:
+        return False
+    row = (
+        await services.db.prepare(
+            "SELECT 1 AS ok FROM wallet_challenges WHERE wallet_address = ? AND status = 'VERIFIED' AND verified_user_id = ?"
+            " LIMIT 1"
+        )
+        .bind(wallet, user_id)
+        .first()
+    )
+    return row is not None
+
+
+async def run(services: Services, challenge: dict[str, Any], *, sides: tuple[str, ...]) -> Outcome:
+    """Check wallets, then (only when all are verified) run every funds check at one block per network."""
+    db = services.db
+    outcome = Outcome()
+    wallets = (
+        await db.prepare(
+            "SELECT side, wallet_address, network, wallet_status FROM challenge_wallet_requirements WHERE challenge_id = ?"
+        )
+        .bind(challenge["id"])
+        .all()
+    )
+    users = {"CREATOR": challenge["creator_user_id"], "COUNTERPARTY": challenge["counterparty_user_id"]}
+    for wallet in wallets.results:
+        if wallet["side"] not in sides:
+            continue
+        outcome.wallets[wallet["side"]] = wallet
+        if await _wallet_verified(services, wallet["wallet_address"], users[wallet["side"]]):
+            outcome.verified_sides.append(wallet["side"])
+        else:
+            outcome.pending.append(wallet["side"].lower())
+    if outcome.pending:
+        return outcome
+    rows = (
+        await db.prepare("SELECT * FROM funds_requirements WHERE challenge_id = ? ORDER BY side, position")
+        .bind(challenge["id"])
+        .all()
+    )
+    requirements = [row for row in rows.results if row["side"] in sides]
+    if requirements:
+        await _check_funds(services, challenge, requirements, outcome)
+    return outcome
+
+
+async def _check_funds(
+    services: Services, challenge: dict[str, Any], rows: list[dict[str, Any]], outcome: Outcome
+) -> None:
+    from chain.networks import UnsupportedNetwork, network_by_name
+    from gatekeeper import funds
+
+    env = services.env.as_dict()
+    try:
+        requirements = [
+            funds.FundsRequirement(
+                wallet_address=row["wallet_address"],
+                network=network_by_name(row["network"], env),
+                asset_type=row["asset_type"],
+                token_address=row["token_address"],
+                min_balance=int(row["min_balance"]),
+                requirement_id=row["id"],
+                challenge_id=challenge["id"],
+            )
+            for row in rows
+        ]
+    except UnsupportedNetwork:
+        raise ApiError("E2002", "A required network is no longer configured") from None
+    results = await funds.check_requirements(services, requirements)
+    now = services.now()
+    for row, result in zip(rows, results, strict=True):
+        outcome.results.append(
+            CheckResult(row, result.status, result.attestation_id, result.block_number, result.balance_commitment)
+        )
+    outcome.attestation_statements = funds.attestation_statements(services.db, results, now)
+
+
+async def apply_failure(services: Services, challenge: dict[str, Any], outcome: Outcome, principal: Principal) -> None:
+    """A FAILED funds check cancels the challenge, keeping each requirement's PASSED/FAILED (never balances)."""
+    from challenges.lifecycle import _payload, actor, with_deadline
+
+    now = services.now()
+    failed = [
+        {"side": r.requirement["side"].lower(), "position": r.requirement["position"], "status": r.status}
+        for r in outcome.results
+    ]
+    change = Change(
+        challenge,
+        actor(principal),
+        "gatekeeper funds check failed",
+        modes.CANCELLED,
+        events=[
+            ("challenge.verification_failed", _payload(challenge, modes.CANCELLED, checks=failed), None),
+            ("challenge.cancelled", _payload(challenge, modes.CANCELLED, reason="verification_failed"), None),
+        ],
+    )
+    outcome.add_statements(services, change, now)
+    await transitions.apply(services.db, with_deadline(change, modes.CANCELLED), now)
