@@ -175,3 +175,25 @@ async def test_challenges_flag_off(client, creator, env_vars):
     env_vars["FF_CHALLENGES"] = "false"
     response = await create(client, token)
     assert (response.status, response.error_code) == (503, "E9010")
+
+
+async def test_solo_expires_when_resolution_due_passes(client, creator, services, clock):
+    from api.jobs import run_scheduled
+
+    _, token = creator
+    challenge = (await create(client, token, resolution_due_at="2026-11-24T13:00:00Z")).json()
+    await client.post(f"/challenges/{challenge['id']}/confirm", token=token)
+    clock.advance(minutes=59)
+    await run_scheduled(services)
+    assert (await client.get(f"/challenges/{challenge['id']}", token=token)).json()["status"] == "AWAITING_RESOLUTION"
+    clock.advance(minutes=1)
+    report = await run_scheduled(services)
+    assert report.results["challenge_timeouts"]["moved"] == 1
+    body = (await client.get(f"/challenges/{challenge['id']}", token=token)).json()
+    assert body["status"] == "EXPIRED"
+    events = (await client.get(f"/challenges/{challenge['id']}/events", token=token)).json()
+    assert events["history"][-1]["actor"] == "system:timeout"
+    assert events["events"][-1]["type"] == "challenge.expired"
+    # Running again does nothing: the job is idempotent.
+    again = await run_scheduled(services)
+    assert again.results["challenge_timeouts"] == {"moved": 0, "skipped": 0, "scanned": 0}

@@ -34,8 +34,15 @@ async def expire_wallet_challenges(services: Services) -> dict[str, int]:
     return {"expired": result.changes}
 
 
+async def challenge_timeouts(services: Services) -> dict[str, int]:
+    from challenges.timeouts import expire_due
+
+    return await expire_due(services)
+
+
 JOBS: dict[str, Job] = {
     "expire_wallet_challenges": expire_wallet_challenges,
+    "challenge_timeouts": challenge_timeouts,
 }
 
 

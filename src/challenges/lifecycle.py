@@ -24,7 +24,7 @@ def actor(principal: Principal) -> str:
     return "admin" if principal.is_admin else f"user:{principal.user_id}"
 
 
-def _payload(challenge: dict[str, Any], status: str, **extra: Any) -> dict[str, Any]:
+def event_payload(challenge: dict[str, Any], status: str, **extra: Any) -> dict[str, Any]:
     return {
         "challenge_id": challenge["id"],
         "mode": challenge["mode"],
@@ -78,7 +78,7 @@ async def send(services: Services, challenge: dict[str, Any], role: str, princip
         events=[
             (
                 "challenge.invitation_sent",
-                _payload(challenge, to, accept_deadline=accept_deadline),
+                event_payload(challenge, to, accept_deadline=accept_deadline),
                 challenge["counterparty_user_id"],
             )
         ],
@@ -127,10 +127,12 @@ async def confirm(services: Services, challenge: dict[str, Any], role: str, prin
         to,
         columns,
         via=modes.INTENT_LOCKED,
-        events=[("challenge.intent_locked", _payload(challenge, modes.INTENT_LOCKED), None)],
+        events=[("challenge.intent_locked", event_payload(challenge, modes.INTENT_LOCKED), None)],
     )
     if to == modes.COMPLETED:
-        change.events.append(("challenge.completed", _payload(challenge, to, final_hash=columns["final_hash"]), None))
+        change.events.append(
+            ("challenge.completed", event_payload(challenge, to, final_hash=columns["final_hash"]), None)
+        )
     outcome.add_statements(services, change, now)
     attestation_statements(services, change, kinds, now)
     await transitions.apply(services.db, with_deadline(change, to), now)
@@ -162,8 +164,8 @@ async def accept(services: Services, challenge: dict[str, Any], role: str, princ
             "verification_deadline": format_time(now + timedelta(seconds=timeout)),
         },
         events=[
-            ("challenge.accepted", _payload(challenge, to), challenge["creator_user_id"]),
-            ("challenge.gatekeeper_verification_required", _payload(challenge, to), None),
+            ("challenge.accepted", event_payload(challenge, to), challenge["creator_user_id"]),
+            ("challenge.gatekeeper_verification_required", event_payload(challenge, to), None),
         ],
     )
     await transitions.apply(services.db, with_deadline(change, to), now)
@@ -196,7 +198,7 @@ async def verify(services: Services, challenge: dict[str, Any], role: str, princ
     change.events.append(
         (
             "challenge.intent_locked",
-            _payload(
+            event_payload(
                 challenge,
                 modes.INTENT_LOCKED,
                 initiator_hash=change.set_columns["initiator_hash"],
@@ -240,7 +242,7 @@ def _parties(challenge: dict[str, Any]) -> set[str]:
     return {party for party in (challenge["creator_user_id"], challenge["counterparty_user_id"]) if party}
 
 
-async def _finish(services: Services, change: Change, outcome: str | None, now: datetime) -> None:
+async def finish(services: Services, change: Change, outcome: str | None, now: datetime) -> None:
     """Complete with the FINAL attestation over I, C and the outcome."""
     challenge = change.challenge
     stamp = format_time(now)
@@ -252,7 +254,7 @@ async def _finish(services: Services, change: Change, outcome: str | None, now: 
     change.events.append(
         (
             "challenge.completed",
-            _payload(challenge, modes.COMPLETED, outcome=outcome, final_hash=change.set_columns["final_hash"]),
+            event_payload(challenge, modes.COMPLETED, outcome=outcome, final_hash=change.set_columns["final_hash"]),
             None,
         )
     )
@@ -272,7 +274,7 @@ async def complete(services: Services, challenge: dict[str, Any], role: str, pri
     change = Change(challenge, actor(principal), "completion confirmed")
     change.extra.append(_party_action_statement(services, change, user_id, "COMPLETE", None, now))
     if challenge["mode"] == modes.SOLO or _parties(challenge) <= confirmed:
-        await _finish(services, change, challenge["proposed_outcome"], now)
+        await finish(services, change, challenge["proposed_outcome"], now)
         return
     await transitions.apply(services.db, change, now)
 
@@ -297,13 +299,13 @@ async def resolve(
     data = json.dumps(resolution_data, separators=(",", ":")) if resolution_data is not None else None
     change = Change(challenge, actor(principal), f"resolved {outcome}", set_columns={"resolution_data": data})
     if role == "ADMIN":
-        await _finish(services, change, outcome, now)
+        await finish(services, change, outcome, now)
         return
     require_role(role, "CREATOR", "COUNTERPARTY")
     if challenge["status"] == modes.DISPUTED:
         raise ApiError("E9007", "A disputed challenge is resolved by a moderator")
     if challenge["mode"] == modes.SOLO:
-        await _finish(services, change, outcome, now)
+        await finish(services, change, outcome, now)
         return
     user_id = principal.user_id or ""
     proposals = await _party_actions(services, challenge["id"], "RESOLVE")
@@ -312,12 +314,12 @@ async def resolve(
     change.set_columns["proposed_outcome"] = outcome
     if _parties(challenge) <= set(proposals):
         if len(set(proposals.values())) == 1:
-            await _finish(services, change, outcome, now)
+            await finish(services, change, outcome, now)
             return
         change.to_status = modes.DISPUTED
         change.reason = "parties disagree"
         change.events.append(
-            ("challenge.disputed", _payload(challenge, modes.DISPUTED, reason="parties disagree"), None)
+            ("challenge.disputed", event_payload(challenge, modes.DISPUTED, reason="parties disagree"), None)
         )
         change = with_deadline(change, modes.DISPUTED)
     await transitions.apply(services.db, change, now)
@@ -335,7 +337,7 @@ async def dispute(services: Services, challenge: dict[str, Any], role: str, prin
         actor(principal),
         "disputed",
         modes.DISPUTED,
-        events=[("challenge.disputed", _payload(challenge, modes.DISPUTED), None)],
+        events=[("challenge.disputed", event_payload(challenge, modes.DISPUTED), None)],
     )
     await transitions.apply(services.db, with_deadline(change, modes.DISPUTED), now)
 
@@ -350,7 +352,7 @@ async def cancel(services: Services, challenge: dict[str, Any], role: str, princ
         actor(principal),
         "cancelled",
         modes.CANCELLED,
-        events=[("challenge.cancelled", _payload(challenge, modes.CANCELLED), None)],
+        events=[("challenge.cancelled", event_payload(challenge, modes.CANCELLED), None)],
     )
     await transitions.apply(services.db, with_deadline(change, modes.CANCELLED), now)
 

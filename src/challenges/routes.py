@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from challenges import handlers, lifecycle
+from challenges import handlers, lifecycle, proof
 from challenges.models import ChallengeCreate, ChallengeEvents, ChallengeList, ChallengeOut, EmptyBody, ResolveBody
 from core import flags
 from core.routing import Route
@@ -129,4 +129,13 @@ ROUTES: list[Route] = [
     ),
     _action("dispute", lifecycle.dispute, "Dispute within the dispute window", ("E3020",)),
     _action("cancel", lifecycle.cancel, "Creator cancels before intent lock"),
+    Route(
+        "GET",
+        "/proof/{challenge_id}",
+        proof.get_proof,
+        "Public proof: HTML page with a QR code, or JSON (Accept: application/json) with every hash input",
+        "proof",
+        flag=flags.CHALLENGES,
+        errors=("E3010",),
+    ),
 ]

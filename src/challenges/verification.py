@@ -170,7 +170,7 @@ async def _check_funds(
 
 async def apply_failure(services: Services, challenge: dict[str, Any], outcome: Outcome, principal: Principal) -> None:
     """A FAILED funds check cancels the challenge, keeping each requirement's PASSED/FAILED (never balances)."""
-    from challenges.lifecycle import _payload, actor, with_deadline
+    from challenges.lifecycle import actor, event_payload, with_deadline
 
     now = services.now()
     failed = [
@@ -183,8 +183,8 @@ async def apply_failure(services: Services, challenge: dict[str, Any], outcome: 
         "gatekeeper funds check failed",
         modes.CANCELLED,
         events=[
-            ("challenge.verification_failed", _payload(challenge, modes.CANCELLED, checks=failed), None),
-            ("challenge.cancelled", _payload(challenge, modes.CANCELLED, reason="verification_failed"), None),
+            ("challenge.verification_failed", event_payload(challenge, modes.CANCELLED, checks=failed), None),
+            ("challenge.cancelled", event_payload(challenge, modes.CANCELLED, reason="verification_failed"), None),
         ],
     )
     outcome.add_statements(services, change, now)
