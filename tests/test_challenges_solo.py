@@ -66,7 +66,7 @@ async def test_prevents_invalid_transitions(client, creator, db_path):
     _, token = creator
     challenge = (await create(client, token)).json()
     cid = challenge["id"]
-    for action in ("send", "accept", "verify", "respond", "dispute"):
+    for action in ("send", "accept", "verify", "dispute"):
         response = await client.post(f"/challenges/{cid}/{action}", token=token)
         assert response.status in {403, 404, 409}, action
         assert response.error_code in {"E3014", "E3012", "E9008"}, (action, response.json())

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from challenges import creation, modes, store
-from challenges.models import ChallengeCreate, ResolveBody
+from challenges.models import ChallengeCreate
 from core.auth import Principal, require_user
 from core.context import RequestContext
 from core.errors import ApiError
@@ -79,7 +79,7 @@ Action = Callable[..., Awaitable[None]]
 
 
 def action_handler(
-    action: Action, *, with_body: bool = False
+    action: Action, *, body_fields: tuple[str, ...] = ()
 ) -> Callable[[Request, RequestContext], Awaitable[Response]]:
     """Wrap a lifecycle action: load what the caller may see, run the action, answer with the new state."""
 
@@ -88,10 +88,7 @@ def action_handler(
         if principal is None:
             raise ApiError("E9005")
         challenge, role = await store.load_visible(ctx.db, request.path_params["challenge_id"], principal)
-        extra: list[Any] = []
-        if with_body:
-            body: ResolveBody = ctx.body
-            extra = [body.outcome, body.resolution_data]
+        extra: list[Any] = [getattr(ctx.body, name) for name in body_fields]
         await action(ctx.services, challenge, role, principal, *extra)
         return await _respond(ctx, challenge["id"])
 

@@ -139,6 +139,8 @@ async def confirm(services: Services, challenge: dict[str, Any], role: str, prin
 
 
 async def accept(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
+    if challenge["mode"] not in modes.ACTION_MODES["accept"]:
+        ensure_action(challenge, "accept")
     if role != "COUNTERPARTY":
         raise ApiError("E3012")
     status = challenge["status"]
@@ -265,7 +267,7 @@ async def finish(services: Services, change: Change, outcome: str | None, now: d
 async def complete(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
     """Each party confirms; the second confirmation completes with the final attestation."""
     require_role(role, "CREATOR", "COUNTERPARTY")
-    if challenge["status"] == modes.AWAITING_GATEKEEPER:
+    if challenge["mode"] == modes.GATEKEEPER and challenge["status"] == modes.AWAITING_GATEKEEPER:
         raise ApiError("E4020")
     ensure_action(challenge, "complete")
     now = services.now()
@@ -361,3 +363,33 @@ async def reload(services: Services, challenge_id: str) -> dict[str, Any]:
     row = await store.load(services.db, challenge_id)
     assert row is not None
     return row
+
+
+async def respond(
+    services: Services, challenge: dict[str, Any], role: str, principal: Principal, response: str
+) -> None:
+    """ENFORCED: each party responds before the response deadline; both → AWAITING_RESOLUTION, dispute clock on."""
+    require_role(role, "CREATOR", "COUNTERPARTY")
+    ensure_action(challenge, "respond")
+    now = services.now()
+    deadline = challenge["response_deadline"]
+    if deadline and parse_time(deadline) <= now:
+        raise ApiError("E3013", "The response deadline has passed", {"response_deadline": deadline})
+    user_id = principal.user_id or ""
+    responded = set(await _party_actions(services, challenge["id"], "RESPOND")) | {user_id}
+    change = Change(challenge, actor(principal), "response submitted")
+    change.extra.append(_party_action_statement(services, change, user_id, "RESPOND", response, now))
+    change.events.append(
+        ("challenge.response_submitted", event_payload(challenge, challenge["status"], responder=user_id), None)
+    )
+    if _parties(challenge) <= responded:
+        config = (
+            await services.db.prepare("SELECT dispute_timeout_seconds FROM enforced_configs WHERE challenge_id = ?")
+            .bind(challenge["id"])
+            .first()
+        )
+        seconds = int(config["dispute_timeout_seconds"]) if config else 72 * 3600
+        change.to_status = modes.AWAITING_RESOLUTION
+        change.set_columns["dispute_deadline"] = format_time(now + timedelta(seconds=seconds))
+        change = with_deadline(change, modes.AWAITING_RESOLUTION)
+    await transitions.apply(services.db, change, now)

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from challenges import handlers, lifecycle, proof
-from challenges.models import ChallengeCreate, ChallengeEvents, ChallengeList, ChallengeOut, EmptyBody, ResolveBody
+from challenges.models import (
+    ChallengeCreate,
+    ChallengeEvents,
+    ChallengeList,
+    ChallengeOut,
+    EmptyBody,
+    ResolveBody,
+    RespondBody,
+)
 from core import flags
 from core.routing import Route
 
@@ -16,12 +24,12 @@ def _action(
     summary: str,
     errors: tuple[str, ...] = (),
     body: type = EmptyBody,
-    with_body: bool = False,
+    body_fields: tuple[str, ...] = (),
 ) -> Route:
     return Route(
         "POST",
         f"/challenges/{{challenge_id}}/{name}",
-        handlers.action_handler(action, with_body=with_body),
+        handlers.action_handler(action, body_fields=body_fields),
         summary,
         "challenges",
         flag=flags.CHALLENGES,
@@ -117,6 +125,14 @@ ROUTES: list[Route] = [
         ("E4020", "E2004", "E2002"),
     ),
     _action(
+        "respond",
+        lifecycle.respond,
+        "ENFORCED: submit your response; both → AWAITING_RESOLUTION",
+        ("E3013",),
+        body=RespondBody,
+        body_fields=("response",),
+    ),
+    _action(
         "complete", lifecycle.complete, "Confirm completion; both → COMPLETED with the final attestation", ("E4020",)
     ),
     _action(
@@ -125,7 +141,7 @@ ROUTES: list[Route] = [
         "Propose (parties) or decide (admin) the outcome",
         ("E3020", "E3021"),
         body=ResolveBody,
-        with_body=True,
+        body_fields=("outcome", "resolution_data"),
     ),
     _action("dispute", lifecycle.dispute, "Dispute within the dispute window", ("E3020",)),
     _action("cancel", lifecycle.cancel, "Creator cancels before intent lock"),
