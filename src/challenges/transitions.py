@@ -10,6 +10,7 @@ from typing import Any
 from challenges import modes
 from core.clock import format_time
 from core.errors import ApiError
+from core.ids import new_id
 from db.port import Database, Statement
 from relay.outbox import event_statement
 
@@ -32,7 +33,7 @@ UPDATABLE_COLUMNS = frozenset(
         "final_hash",
     }
 )
-_GUARD = "SELECT 1 FROM challenges WHERE id = ? AND version = ?"
+_GUARD = "SELECT 1 FROM challenges WHERE id = ? AND last_change_id = ?"
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Change:
     extra: list[Statement] = field(default_factory=list)
     # An intermediate status passed through in the same batch (e.g. SOLO INTENT_LOCKED → COMPLETED).
     via: str | None = None
+    # Unique per attempt: the guard of every dependent write, so only the winner's writes land.
+    change_id: str = field(default_factory=new_id)
 
     @property
     def new_version(self) -> int:
@@ -56,7 +59,7 @@ class Change:
 
     def guard(self) -> tuple[str, tuple[Any, ...]]:
         """SQL + params that hold only after this change committed: for guarded INSERT … WHERE EXISTS."""
-        return _GUARD, (self.challenge["id"], self.new_version)
+        return _GUARD, (self.challenge["id"], self.change_id)
 
 
 def guarded_insert(db: Database, change: Change, insert_sql: str, *values: Any) -> Statement:
@@ -103,9 +106,17 @@ def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
     final_status = path[-1]
     assignments = "".join(f", {name} = ?" for name in change.set_columns)
     update = db.prepare(
-        f"UPDATE challenges SET status = ?, version = version + 1, updated_at = ?{assignments} "  # noqa: S608
+        f"UPDATE challenges SET status = ?, version = version + 1, last_change_id = ?, updated_at = ?{assignments} "  # noqa: S608
         "WHERE id = ? AND status = ? AND version = ?"
-    ).bind(final_status, stamp, *change.set_columns.values(), challenge["id"], current, challenge["version"])
+    ).bind(
+        final_status,
+        change.change_id,
+        stamp,
+        *change.set_columns.values(),
+        challenge["id"],
+        current,
+        challenge["version"],
+    )
     batch: list[Statement] = [update]
     for before, after in itertools.pairwise(path):
         batch.append(_history(db, change, before, after, stamp))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,18 +54,29 @@ class SqliteStatement:
         return row[column] if column is not None else row
 
     async def all(self) -> QueryResult:
+        await self._database.round_trip()
         return self._database.run_single(self)
 
     async def run(self) -> QueryResult:
+        await self._database.round_trip()
         return self._database.run_single(self)
 
 
 class SqliteDatabase:
-    """One connection; each call runs to completion without yielding, so asyncio callers never interleave."""
+    """One connection; a statement or batch runs to completion once started, like a D1 call.
 
-    def __init__(self, path: str | Path) -> None:
+    Each call first yields to the event loop, as a D1 call (a network round trip) does, so concurrent
+    requests interleave between queries here the way they do in production: races show up locally.
+    """
+
+    def __init__(self, path: str | Path, *, latency_seconds: float = 0.0) -> None:
         self.path = str(path)
         self.connection = connect(path)
+        # Optional simulated D1 round-trip time, so races between requests can be provoked on purpose.
+        self.latency_seconds = latency_seconds
+
+    async def round_trip(self) -> None:
+        await asyncio.sleep(self.latency_seconds)
 
     def prepare(self, sql: str) -> SqliteStatement:
         return SqliteStatement(self, sql)
@@ -76,6 +88,7 @@ class SqliteDatabase:
             raise _translate(error) from error
 
     async def batch(self, statements: Sequence[SqliteStatement]) -> list[QueryResult]:
+        await self.round_trip()
         return self.run_batch(statements)
 
     def run_batch(self, statements: Sequence[SqliteStatement]) -> list[QueryResult]:

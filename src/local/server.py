@@ -15,9 +15,9 @@ from local.asgi import AsgiAdapter
 from local.config import LocalConfig
 
 
-def open_database(path: Path, migrations_dir: Path) -> SqliteDatabase:
+def open_database(path: Path, migrations_dir: Path, *, latency_seconds: float = 0.0) -> SqliteDatabase:
     path.parent.mkdir(parents=True, exist_ok=True)
-    database = SqliteDatabase(path)
+    database = SqliteDatabase(path, latency_seconds=latency_seconds)
     migrations.apply(database, migrations_dir)
     return database
 
@@ -29,8 +29,9 @@ def build_services(
     logger: Logger | None = None,
     extra_vars: dict[str, str] | None = None,
 ) -> Services:
-    database = open_database(config.database_path, config.migrations_dir)
     env = Env({**config.vars, **(extra_vars or {})})
+    latency = env.int("LOCAL_D1_LATENCY_MS", 0) / 1000
+    database = open_database(config.database_path, config.migrations_dir, latency_seconds=latency)
     return Services(env=env, db=database, clock=clock or SystemClock(), logger=logger or Logger())
 
 

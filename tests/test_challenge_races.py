@@ -1,0 +1,115 @@
+"""Racing actions: of two requests moving the same challenge, exactly one wins; state and history agree."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sqlite3
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+
+CREATOR_WALLET = "0x" + "1" * 40
+COUNTER_WALLET = "0x" + "2" * 40
+
+
+def gatekeeper_body(counterparty_id: str) -> dict:
+    side = {"network": "eth-mainnet", "funds_checks": [{"asset_type": "NATIVE", "min_balance": "1"}]}
+    return {
+        "mode": "GATEKEEPER", "title": "Trade", "counterparty_user_id": counterparty_id,
+        "gatekeeper_requirements": {"creator": {**side, "wallet_address": CREATOR_WALLET},
+                                    "counterparty": {**side, "wallet_address": COUNTER_WALLET}},
+    }  # fmt: skip
+
+
+def history_and_status(db_path, challenge_id):
+    with sqlite3.connect(db_path) as connection:
+        status = connection.execute("SELECT status FROM challenges WHERE id = ?", (challenge_id,)).fetchone()[0]
+        moves = connection.execute(
+            "SELECT from_status, to_status FROM challenge_status_history WHERE challenge_id = ? ORDER BY id",
+            (challenge_id,),
+        ).fetchall()
+    return status, moves
+
+
+async def test_accept_and_cancel_in_the_same_instant(client, make_user, db_path):
+    _, creator = await make_user()
+    counterparty_id, counterparty = await make_user()
+    challenge = (await client.post("/challenges", json=gatekeeper_body(counterparty_id), token=creator)).json()
+    await client.post(f"/challenges/{challenge['id']}/send", token=creator)
+    accept, cancel = await asyncio.gather(
+        client.post(f"/challenges/{challenge['id']}/accept", token=counterparty),
+        client.post(f"/challenges/{challenge['id']}/cancel", token=creator),
+    )
+    outcomes = sorted([(accept.status, accept.error_code), (cancel.status, cancel.error_code)])
+    assert outcomes == [(200, None), (409, "E3014")]
+    winner = accept if accept.status == 200 else cancel
+    status, moves = history_and_status(db_path, challenge["id"])
+    assert status == winner.json()["status"]
+    assert moves[-1][1] == status and len(moves) == 3  # created, sent, and the single winning move
+
+
+def _raw_request(url: str, path: str, token: str) -> bytes:
+    host = url.removeprefix("http://")
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    ).encode()
+
+
+def _fire_together(url: str, requests: list[bytes]) -> list[tuple[int, dict]]:
+    """Send all but the last byte of each request, then the last bytes back to back: the server sees them at once."""
+    host, port = url.removeprefix("http://").split(":")
+    sockets = [socket.create_connection((host, int(port)), timeout=10) for _ in requests]
+    for sock, raw in zip(sockets, requests, strict=True):
+        sock.sendall(raw[:-1])
+    for sock, raw in zip(sockets, requests, strict=True):
+        sock.sendall(raw[-1:])
+    answers = []
+    for sock in sockets:
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        sock.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        answers.append((int(head.split()[1]), json.loads(body.split(b"\r\n")[1] if b"chunked" in head.lower()
+                                                                 else body)))  # fmt: skip
+    return answers
+
+
+@pytest.fixture
+def slow_d1(env_vars):
+    """A few ms per query, like D1's network round trip: long enough for two requests to overlap."""
+    env_vars["LOCAL_D1_LATENCY_MS"] = "3"
+
+
+@pytest.mark.slow
+def test_accept_and_cancel_race_against_the_real_server(slow_d1, live_server):
+    with httpx.Client(base_url=live_server.url, timeout=10) as http:
+        admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        creator = http.post("/admin/api-keys", json={}, headers=admin).json()
+        counterparty = http.post("/admin/api-keys", json={}, headers=admin).json()
+        results = []
+        for _ in range(10):
+            body = gatekeeper_body(counterparty["user_id"])
+            created = http.post("/challenges", json=body, headers={"authorization": f"Bearer {creator['api_key']}"})
+            challenge_id = created.json()["id"]
+            http.post(f"/challenges/{challenge_id}/send", headers={"authorization": f"Bearer {creator['api_key']}"})
+            answers = _fire_together(live_server.url, [
+                _raw_request(live_server.url, f"/challenges/{challenge_id}/accept", counterparty["api_key"]),
+                _raw_request(live_server.url, f"/challenges/{challenge_id}/cancel", creator["api_key"]),
+            ])  # fmt: skip
+            statuses = sorted(status for status, _ in answers)
+            losers = [body["error"]["code"] for status, body in answers if status != 200]
+            assert statuses == [200, 409] and losers == ["E3014"], answers
+            winner = next(body for status, body in answers if status == 200)
+            final = http.get(f"/challenges/{challenge_id}", headers={"authorization": f"Bearer {creator['api_key']}"})
+            events = http.get(f"/challenges/{challenge_id}/events",
+                              headers={"authorization": f"Bearer {creator['api_key']}"}).json()  # fmt: skip
+            assert final.json()["status"] == winner["status"] == events["history"][-1]["to_status"]
+            assert len(events["history"]) == 3
+            results.append(winner["status"])
+        assert set(results) <= {"AWAITING_GATEKEEPER", "CANCELLED"}
