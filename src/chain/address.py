@@ -27,9 +27,7 @@ class InvalidAddress(ValueError):
 def _checksum_body(lower_body: str) -> str:
     """Apply EIP-55 casing to 40 lowercase hex characters."""
     digest = keccak(lower_body.encode("ascii")).hex()
-    return "".join(
-        ch.upper() if ch.isalpha() and int(digest[i], 16) >= 8 else ch for i, ch in enumerate(lower_body)
-    )
+    return "".join(ch.upper() if ch.isalpha() and int(digest[i], 16) >= 8 else ch for i, ch in enumerate(lower_body))
 
 
 def normalize_address(value: object, *, allow_zero: bool = False) -> str:

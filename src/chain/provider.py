@@ -1,0 +1,59 @@
+"""Builds the JSON-RPC client for a network from the deployment's configuration (endpoints, timeout)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from chain.networks import Network, UnsupportedNetwork, rpc_endpoints
+from chain.rpc import JsonRpcClient
+
+if TYPE_CHECKING:
+    import httpx
+
+    from core.config import Env
+
+__all__ = ["DEFAULT_RPC_TIMEOUT_SECONDS", "RPC_TIMEOUT_ENV", "build_rpc_client", "rpc_timeout"]
+
+RPC_TIMEOUT_ENV = "RPC_TIMEOUT_SECONDS"
+DEFAULT_RPC_TIMEOUT_SECONDS = 10.0
+# A misconfigured huge timeout would let one slow provider hold a request (and a Worker) for minutes.
+_MAX_RPC_TIMEOUT_SECONDS = 60.0
+
+
+def rpc_timeout(env: Env) -> float:
+    """Per-attempt timeout in seconds from RPC_TIMEOUT_SECONDS; the default when unset or unusable."""
+    raw = env.get(RPC_TIMEOUT_ENV).strip()
+    try:
+        value = float(raw) if raw else DEFAULT_RPC_TIMEOUT_SECONDS
+    except ValueError:
+        return DEFAULT_RPC_TIMEOUT_SECONDS
+    if not math.isfinite(value) or value <= 0:
+        return DEFAULT_RPC_TIMEOUT_SECONDS
+    return min(value, _MAX_RPC_TIMEOUT_SECONDS)
+
+
+def build_rpc_client(
+    network: Network,
+    env: Env,
+    http: httpx.AsyncClient,
+    *,
+    retries: int = 2,
+    backoff_base: float = 0.2,
+    backoff_max: float = 2.0,
+) -> JsonRpcClient:
+    """A client over the network's endpoints in failover order; UnsupportedNetwork when it has none.
+
+    The timeout always comes from the configuration; retries and backoff are the caller's latency choice.
+    """
+    endpoints = rpc_endpoints(network, env.as_dict())
+    if not endpoints:
+        raise UnsupportedNetwork(f"no RPC endpoint configured for {network.name}")
+    return JsonRpcClient(
+        endpoints,
+        http=http,
+        timeout=rpc_timeout(env),
+        retries=retries,
+        backoff_base=backoff_base,
+        backoff_max=backoff_max,
+    )

@@ -1,0 +1,1 @@
+"""Gatekeeper v2: wallet ownership challenges and proof of funds."""
