@@ -171,6 +171,16 @@ async def accept(services: Services, challenge: dict[str, Any], role: str, princ
         ],
     )
     await transitions.apply(services.db, with_deadline(change, to), now)
+    # Verification runs at once; when a wallet is not verified yet or the chain is unreachable the
+    # challenge simply waits in AWAITING_GATEKEEPER for `verify` (or the verification timeout).
+    accepted = await store.load(services.db, challenge["id"])
+    if accepted is not None and accepted["status"] == to:
+        try:
+            await verify(services, accepted, role, principal)
+        except ApiError as error:
+            if error.code not in {"E4020", "E2004", "E2002", "E3014"}:
+                raise
+            services.logger.info("gatekeeper_verification_deferred", challenge_id=challenge["id"], code=error.code)
 
 
 async def verify(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:

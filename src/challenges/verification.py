@@ -12,7 +12,6 @@ from core.auth import Principal
 from core.clock import format_time
 from core.context import Services
 from core.errors import ApiError
-from db.port import Statement
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Outcome:
     pending: list[str] = field(default_factory=list)
     verified_sides: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
-    attestation_statements: list[Statement] = field(default_factory=list)
+    funds_results: list[Any] = field(default_factory=list)
     wallets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -63,8 +62,12 @@ class Outcome:
         """Store results with the state change: all guarded, so a lost race stores nothing."""
         db = services.db
         stamp = format_time(now)
-        for statement in self.attestation_statements:
-            change.extra.append(statement)
+        from gatekeeper import funds
+
+        guard_sql, guard_params = change.guard()
+        change.extra.extend(
+            funds.attestation_statements(db, self.funds_results, now, guard_sql=guard_sql, guard_params=guard_params)
+        )
         for result in self.results:
             change.extra.append(
                 transitions.guarded_update(
@@ -160,12 +163,11 @@ async def _check_funds(
     except UnsupportedNetwork:
         raise ApiError("E2002", "A required network is no longer configured") from None
     results = await funds.check_requirements(services, requirements)
-    now = services.now()
     for row, result in zip(rows, results, strict=True):
         outcome.results.append(
             CheckResult(row, result.status, result.attestation_id, result.block_number, result.balance_commitment)
         )
-    outcome.attestation_statements = funds.attestation_statements(services.db, results, now)
+    outcome.funds_results = list(results)
 
 
 async def apply_failure(services: Services, challenge: dict[str, Any], outcome: Outcome, principal: Principal) -> None:
