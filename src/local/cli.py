@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -46,6 +47,10 @@ def cmd_cron(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -65,12 +70,28 @@ def cmd_dev(args: argparse.Namespace) -> int:
             print(f"local chain (anvil) on {chain.url}, network 'local' (eip155:31337)", file=sys.stderr)
     services = build_services(cfg, extra_vars=extra)
     app = build_asgi(services, cron_interval=None if args.no_cron else 60.0)
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into SystemExit lets the
+    # `finally` below stop the chain instead of the process dying with anvil left behind.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+    except KeyboardInterrupt:
+        pass
     finally:
         if chain is not None:
             chain.stop()
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from local import demo
+
+    cfg = local_config.load()
+    admin_token = cfg.vars.get("ADMIN_TOKEN", "")
+    if not admin_token:
+        print("ADMIN_TOKEN is not set: copy .dev.vars.example to .dev.vars", file=sys.stderr)
+        return 2
+    return demo.main(args.server, args.chain, admin_token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--chain-port", type=int, default=8545)
     dev.add_argument("--no-cron", action="store_true")
     dev.set_defaults(run=cmd_dev)
+    demo = commands.add_parser("demo", help="walk the full GATEKEEPER flow against a running dev server")
+    demo.add_argument("--server", default="http://127.0.0.1:8787")
+    demo.add_argument("--chain", default="http://127.0.0.1:8545")
+    demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     return int(args.run(args))
 
