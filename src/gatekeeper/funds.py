@@ -1,0 +1,509 @@
+"""Proof of funds: threshold checks pinned to one block, salted balance commitments, attestation statements.
+
+Request budget (deliberate): checking k requirements on one network costs exactly TWO HTTP requests to
+the node, whatever k is, and different networks are checked concurrently:
+
+1. ``eth_blockNumber`` -> N;
+2. one JSON-RPC batch, every read taken at block N: ``eth_chainId`` (is this endpoint really on the
+   network?), ``eth_getCode`` of each distinct token (no code -> not a token), then one read per
+   distinct (asset, token, wallet): ``eth_getBalance(wallet, N)`` or ``eth_call(balanceOf(wallet), N)``.
+
+Why not one request: a batch is not a snapshot. Nodes answer the items of a batch one by one (some
+providers even fan them out to different backends), so ``[eth_blockNumber, reads at "latest"]`` can
+straddle a new block and the reported block would not be the one the balances came from. Pinning needs
+an explicit block number (or hash, EIP-1898) inside every read, and that must be known before the batch
+is sent. The only single-request alternative that really pins is a "deployless multicall" (one
+``eth_call`` of hand-written init code that reads BALANCE / balanceOf / NUMBER inside one EVM
+execution); it was rejected because it replaces the eth_getBalance / balanceOf reads the API promises
+with opaque bytecode and depends on each provider's eth_call gas cap. A block-number cache was rejected
+too: a stale N is either old data or an extra request anyway. So the cost is a constant 2, not 1 + k.
+
+The balance never leaves this module: results carry only PASSED/FAILED and the commitment
+``sha256(f"{balance}:{salt}")`` with a fresh 32-byte salt that is stored server-side, never returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from chain import erc20
+from chain.address import InvalidAddress, normalize_address
+from chain.hexutil import parse_data, parse_quantity, to_quantity
+from chain.networks import Network, UnsupportedNetwork, network_by_name, usable_networks
+from chain.provider import build_rpc_client
+from chain.rpc import JsonRpcClient, RpcCall, RpcCallError, RpcError
+from core.auth import Principal
+from core.clock import format_time
+from core.config import Env
+from core.context import Services
+from core.errors import ApiError
+from core.ids import new_id, random_hex
+from core.logging import Logger
+from db.port import MAX_SAFE_INTEGER, Database, Statement
+
+__all__ = [
+    "ASSET_TYPES",
+    "CHECK_DEADLINE_SECONDS",
+    "PROOF_TYPE",
+    "RPC_POLICY",
+    "AssetType",
+    "FundsRequirement",
+    "FundsResult",
+    "FundsStatus",
+    "RpcFactory",
+    "RpcPolicy",
+    "attestation_statement",
+    "attestation_statements",
+    "balance_commitment",
+    "build_requirement",
+    "check_requirements",
+    "default_rpc_factory",
+    "ensure_challenge_access",
+    "parse_min_balance",
+    "verify_commitment",
+]
+
+AssetType = Literal["NATIVE", "ERC20"]
+FundsStatus = Literal["PASSED", "FAILED"]
+ASSET_TYPES: tuple[AssetType, ...] = ("NATIVE", "ERC20")
+PROOF_TYPE = "OPAQUE_V1"
+
+UINT256_LIMIT = 2**256
+MAX_AMOUNT_DIGITS = 78  # len(str(2**256 - 1))
+SALT_BYTES = 32
+# Whole-check budget: per-attempt timeouts times retries times endpoints can add up to minutes, and a
+# caller waiting that long has given up; past this the answer is 502 E2004, never a hang.
+CHECK_DEADLINE_SECONDS = 25.0
+
+RpcFactory = Callable[[Network], JsonRpcClient]
+
+
+@dataclass(frozen=True)
+class RpcPolicy:
+    """Retry/backoff for funds reads: an interactive request, so shorter than a background job's."""
+
+    retries: int = 2
+    backoff_base: float = 0.2
+    backoff_max: float = 1.0
+
+
+RPC_POLICY = RpcPolicy()
+
+
+@dataclass(frozen=True)
+class FundsRequirement:
+    """One threshold to check: `wallet_address` holds at least `min_balance` base units of the asset."""
+
+    wallet_address: str
+    network: Network
+    asset_type: AssetType
+    min_balance: int
+    token_address: str | None = None
+    requirement_id: str | None = None
+    challenge_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Programming errors, not user input (build_requirement validates that): fail loudly.
+        if normalize_address(self.wallet_address) != self.wallet_address:
+            raise ValueError("wallet_address must be normalized (lowercase 0x + 40 hex)")
+        if self.asset_type not in ASSET_TYPES:
+            raise ValueError(f"asset_type must be one of {ASSET_TYPES}")
+        if (self.asset_type == "ERC20") != (self.token_address is not None):
+            raise ValueError("token_address is required for ERC20 and forbidden for NATIVE")
+        if self.token_address is not None and normalize_address(self.token_address) != self.token_address:
+            raise ValueError("token_address must be normalized (lowercase 0x + 40 hex)")
+        if isinstance(self.min_balance, bool) or not isinstance(self.min_balance, int):
+            raise ValueError("min_balance must be an int")
+        if not 0 <= self.min_balance < UINT256_LIMIT:
+            raise ValueError("min_balance must be in [0, 2^256)")
+
+
+@dataclass(frozen=True)
+class FundsResult:
+    """The outcome of one requirement; holds no balance, only its salted commitment."""
+
+    requirement: FundsRequirement
+    status: FundsStatus
+    block_number: int
+    provider_host: str
+    balance_commitment: str
+    # Kept out of repr: with the commitment it would let anyone who sees a log line test balance guesses.
+    salt: str = field(repr=False)
+    # Chosen up front so the caller can reference the attestation in the same batch that stores it.
+    attestation_id: str = field(default_factory=new_id)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASSED"
+
+
+# -- input validation ---------------------------------------------------------------------------------
+
+
+def parse_min_balance(value: object) -> int:
+    """A threshold from API input: a string of decimal digits, 0 <= n < 2^256; else 400 E2005."""
+    details = {"field": "min_balance"}
+    # A JSON number is refused even when integral: beyond 2^53 it has already lost precision in transit.
+    if not isinstance(value, str):
+        raise ApiError("E2005", "min_balance must be a string of decimal digits (base units)", details)
+    # isascii() first: str.isdigit() also accepts digits of other scripts ("٣") and superscripts.
+    if not value or not value.isascii() or not value.isdigit():
+        raise ApiError(
+            "E2005",
+            "min_balance must contain only the digits 0-9: no sign, decimal point, exponent or hex",
+            details,
+        )
+    # Length before int() so hostile input never reaches the big-number conversion.
+    if len(value) > MAX_AMOUNT_DIGITS:
+        raise ApiError("E2005", f"min_balance has more than {MAX_AMOUNT_DIGITS} digits", details)
+    number = int(value)
+    if number >= UINT256_LIMIT:
+        raise ApiError("E2005", "min_balance must be below 2^256", details)
+    return number
+
+
+def build_requirement(
+    env: Env,
+    *,
+    wallet_address: object,
+    network: object,
+    asset_type: object,
+    min_balance: object,
+    token_address: object = None,
+    requirement_id: str | None = None,
+    challenge_id: str | None = None,
+) -> FundsRequirement:
+    """Validate API input into a requirement, raising the documented 4xx for each kind of bad field.
+
+    NATIVE with a token_address is 400 E9004 (a contradictory request, reported like any other
+    validation failure with the field named), not E2007: nothing is wrong with the token itself.
+    """
+    try:
+        wallet = normalize_address(wallet_address)
+    except InvalidAddress as error:
+        raise ApiError("E2001", str(error), {"field": "wallet_address"}) from None
+    try:
+        chain = network_by_name(network, env.as_dict())  # type: ignore[arg-type]
+    except UnsupportedNetwork:
+        usable = [known.name for known in usable_networks(env.as_dict())]
+        raise ApiError("E2002", details={"field": "network", "supported": usable}) from None
+    if asset_type not in ASSET_TYPES:
+        raise ApiError(
+            "E9004",
+            details={
+                "fields": [{"field": "asset_type", "message": "must be NATIVE or ERC20", "type": "literal_error"}]
+            },
+        )
+    token: str | None = None
+    if asset_type == "ERC20":
+        if token_address is None:
+            raise ApiError("E2003", details={"field": "token_address"})
+        try:
+            token = normalize_address(token_address)
+        except InvalidAddress as error:
+            raise ApiError("E2007", f"token_address: {error}", {"field": "token_address"}) from None
+    elif token_address is not None:
+        raise ApiError(
+            "E9004",
+            details={
+                "fields": [
+                    {
+                        "field": "token_address",
+                        "message": "must be omitted for NATIVE checks",
+                        "type": "unexpected_field",
+                    }
+                ]
+            },
+        )
+    return FundsRequirement(
+        wallet_address=wallet,
+        network=chain,
+        asset_type=asset_type,  # type: ignore[arg-type]
+        min_balance=parse_min_balance(min_balance),
+        token_address=token,
+        requirement_id=requirement_id,
+        challenge_id=challenge_id,
+    )
+
+
+async def ensure_challenge_access(db: Database, challenge_id: str, principal: Principal | None) -> None:
+    """Allow linking a check to a challenge only for its parties (or an operator); else 404 E3010.
+
+    Anonymous callers get 401 E9005 before any lookup: they can never be a party, and asking them to
+    sign in is more useful than a 404 (and reveals nothing either).
+    """
+    if principal is None:
+        raise ApiError("E9005", "Sign in to link a funds check to a challenge")
+    row = await (
+        db.prepare("SELECT creator_user_id, counterparty_user_id FROM challenges WHERE id = ?")
+        .bind(challenge_id)
+        .first()
+    )
+    if row is None:
+        raise ApiError("E3010", details={"challenge_id": challenge_id})
+    if principal.is_admin:
+        return
+    if principal.user_id is None or principal.user_id not in (row["creator_user_id"], row["counterparty_user_id"]):
+        # Same answer as "does not exist": a non-party must not learn which ids are real.
+        raise ApiError("E3010", details={"challenge_id": challenge_id})
+
+
+# -- commitments ----------------------------------------------------------------------------------------
+
+
+def balance_commitment(balance: int, salt: str) -> str:
+    """sha256 of "<balance in decimal>:<salt hex>", hex: binds the attestation to the balance seen."""
+    return hashlib.sha256(f"{balance}:{salt}".encode()).hexdigest()
+
+
+def verify_commitment(balance: int, salt: str, commitment: str) -> bool:
+    """Whether a claimed balance matches a stored commitment (for audits and disputes)."""
+    return hmac.compare_digest(balance_commitment(balance, salt), commitment)
+
+
+def _result(requirement: FundsRequirement, balance: int, block: int, host: str) -> FundsResult:
+    salt = random_hex(SALT_BYTES)
+    return FundsResult(
+        requirement=requirement,
+        status="PASSED" if balance >= requirement.min_balance else "FAILED",
+        block_number=block,
+        provider_host=host,
+        balance_commitment=balance_commitment(balance, salt),
+        salt=salt,
+    )
+
+
+# -- chain reads ------------------------------------------------------------------------------------------
+
+
+def default_rpc_factory(services: Services) -> RpcFactory:
+    """Clients over the deployment's endpoints (failover order, configured timeout) with RPC_POLICY."""
+
+    def build(network: Network) -> JsonRpcClient:
+        # RPC_POLICY is read per call, not bound at import, so a deployment (or a test) can swap it.
+        policy = RPC_POLICY
+        return build_rpc_client(
+            network,
+            services.env,
+            services.http,
+            retries=policy.retries,
+            backoff_base=policy.backoff_base,
+            backoff_max=policy.backoff_max,
+        )
+
+    return build
+
+
+def _block_number(value: Any) -> int:
+    number = parse_quantity(value)
+    # D1 binds integers through JS doubles; a block beyond 2^53 can only come from a broken node.
+    if number > MAX_SAFE_INTEGER:
+        raise ValueError("block number out of range")
+    return number
+
+
+def _expect_chain(network: Network, logger: Logger) -> Callable[[Any], int]:
+    def decode(value: Any) -> int:
+        chain_id = parse_quantity(value)
+        if chain_id != network.chain_id:
+            logger.error("funds_rpc_wrong_chain", network=network.name, expected=network.chain_id, got=chain_id)
+            # A ValueError makes the client treat this endpoint's answer as unusable and fail over,
+            # instead of attesting another chain's balances under this network's name.
+            raise ValueError("endpoint serves another chain")
+        return chain_id
+
+    return decode
+
+
+_ReadKey = tuple[str, str | None, str]  # (asset_type, token_address, wallet_address)
+
+
+def _read_key(requirement: FundsRequirement) -> _ReadKey:
+    return (requirement.asset_type, requirement.token_address, requirement.wallet_address)
+
+
+def _bad_token(network: Network, token: str | None, message: str) -> ApiError:
+    return ApiError("E2007", message, {"field": "token_address", "token_address": token, "network": network.name})
+
+
+async def _check_network(
+    client: JsonRpcClient, network: Network, requirements: Sequence[FundsRequirement], logger: Logger
+) -> list[FundsResult]:
+    block = await client.call("eth_blockNumber", [], decode=_block_number)
+    at = to_quantity(block)
+    tokens = list(dict.fromkeys(r.token_address for r in requirements if r.token_address is not None))
+    # Two thresholds on the same holding need one read, not two.
+    reads = list(dict.fromkeys(_read_key(r) for r in requirements))
+    calls = [RpcCall("eth_chainId", [], decode=_expect_chain(network, logger))]
+    calls += [RpcCall("eth_getCode", [token, at], decode=parse_data) for token in tokens]
+    for asset_type, token, wallet in reads:
+        if asset_type == "NATIVE":
+            calls.append(RpcCall("eth_getBalance", [wallet, at], decode=parse_quantity))
+        else:
+            assert token is not None
+            calls.append(erc20.balance_of_call(token, wallet, block))
+    try:
+        answers = await client.batch(calls)
+    except RpcCallError as error:
+        # Only balanceOf can legitimately revert: that is the token's fault, not the node's.
+        if error.index is not None and calls[error.index].method == "eth_call":
+            token = calls[error.index].params[0]["to"]
+            raise _bad_token(network, token, "token_address reverted balanceOf(address): not an ERC-20 token") from None
+        raise
+    host = client.last_host or "unknown"
+    codes = answers[1 : 1 + len(tokens)]
+    for token, code in zip(tokens, codes, strict=True):
+        if not code:
+            raise _bad_token(network, token, f"token_address has no contract code on {network.name}")
+    balances: dict[_ReadKey, int] = {}
+    for key, answer in zip(reads, answers[1 + len(tokens) :], strict=True):
+        if key[0] == "ERC20":
+            try:
+                balances[key] = erc20.decode_balance_of(answer)
+            except erc20.NotAnErc20Answer:
+                raise _bad_token(network, key[1], "token_address does not answer balanceOf(address)") from None
+        else:
+            balances[key] = answer
+    return [_result(r, balances[_read_key(r)], block, host) for r in requirements]
+
+
+def _as_api_error(network: Network, error: BaseException, logger: Logger) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, UnsupportedNetwork):
+        return ApiError("E2002", details={"network": network.name})
+    if isinstance(error, RpcError):
+        # RpcError's text is URL-free by contract; it stays in the log, the caller gets the network.
+        logger.warning("funds_rpc_unavailable", network=network.name, host=error.host, reason=error.reason)
+        return ApiError("E2004", details={"network": network.name})
+    # Anything else (a bug, a cancelled task) still must not become a 500 that looks like our data.
+    logger.error(
+        "funds_check_failed",
+        network=network.name,
+        error_type=type(error).__name__,
+        # File and line names only, never values: enough to find the bug without leaking a balance.
+        where=traceback.format_tb(error.__traceback__)[-3:],
+    )
+    return ApiError("E2004", details={"network": network.name})
+
+
+async def check_requirements(
+    services: Services,
+    requirements: Sequence[FundsRequirement],
+    *,
+    rpc_factory: RpcFactory | None = None,
+    deadline: float = CHECK_DEADLINE_SECONDS,
+) -> list[FundsResult]:
+    """Check every requirement; results in input order. Writes nothing (see attestation_statements).
+
+    Per network: 2 HTTP requests (see the module docstring), networks concurrently. Raises ApiError:
+    502 E2004 when a network's RPC fails or `deadline` seconds pass, 400 E2007 for a token that is not
+    an ERC-20 contract, 400 E2002 when a network has no endpoint.
+    """
+    if not requirements:
+        return []
+    build = rpc_factory or default_rpc_factory(services)
+    logger = services.logger
+    groups: dict[str, list[int]] = {}
+    networks: dict[str, Network] = {}
+    for index, requirement in enumerate(requirements):
+        groups.setdefault(requirement.network.name, []).append(index)
+        networks[requirement.network.name] = requirement.network
+
+    async def run(name: str) -> list[FundsResult]:
+        network = networks[name]
+        client = build(network)
+        return await _check_network(client, network, [requirements[i] for i in groups[name]], logger)
+
+    names = list(groups)
+    try:
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(run(name) for name in names), return_exceptions=True), timeout=deadline
+        )
+    except TimeoutError:
+        logger.warning("funds_rpc_deadline", networks=names, deadline_seconds=deadline)
+        raise ApiError(
+            "E2004", f"Blockchain RPC did not answer within {deadline:g} seconds", {"networks": names}
+        ) from None
+    results: list[FundsResult | None] = [None] * len(requirements)
+    for name, outcome in zip(names, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            # Raised outside the except that caught it, so no RPC exception gets chained to the response.
+            raise _as_api_error(networks[name], outcome, logger)
+        for index, result in zip(groups[name], outcome, strict=True):
+            results[index] = result
+    return [result for result in results if result is not None]
+
+
+# -- persistence ------------------------------------------------------------------------------------------
+
+_INSERT = (
+    "INSERT INTO funds_attestations (id, challenge_id, requirement_id, requested_by, wallet_address, network, "
+    "chain_id, asset_type, token_address, min_balance, status, block_number, provider_host, balance_commitment, "
+    "salt, checked_at) "
+)
+
+
+def attestation_statement(
+    db: Database,
+    result: FundsResult,
+    now: datetime,
+    *,
+    requested_by: str | None = None,
+    guard_sql: str | None = None,
+    guard_params: tuple[Any, ...] = (),
+) -> Statement:
+    """The INSERT of one attestation, for the caller's own batch; with a guard, only if the guard finds a row.
+
+    The guard works as in relay.outbox.event_statement: riding with a conditional update, the
+    attestation is written only when that update's condition still holds.
+    """
+    requirement = result.requirement
+    values = (
+        result.attestation_id,
+        requirement.challenge_id,
+        requirement.requirement_id,
+        requested_by,
+        requirement.wallet_address,
+        requirement.network.name,
+        requirement.network.chain_id,
+        requirement.asset_type,
+        requirement.token_address,
+        # TEXT: a uint256 does not survive D1's JS numbers.
+        str(requirement.min_balance),
+        result.status,
+        result.block_number,
+        result.provider_host,
+        result.balance_commitment,
+        result.salt,
+        format_time(now),
+    )
+    placeholders = ", ".join("?" * len(values))
+    if guard_sql is None:
+        return db.prepare(_INSERT + f"VALUES ({placeholders})").bind(*values)
+    return db.prepare(_INSERT + f"SELECT {placeholders} WHERE EXISTS ({guard_sql})").bind(*values, *guard_params)
+
+
+def attestation_statements(
+    db: Database,
+    results: Sequence[FundsResult],
+    now: datetime,
+    *,
+    requested_by: str | None = None,
+    guard_sql: str | None = None,
+    guard_params: tuple[Any, ...] = (),
+) -> list[Statement]:
+    """One attestation INSERT per result, in order (see attestation_statement)."""
+    return [
+        attestation_statement(
+            db, result, now, requested_by=requested_by, guard_sql=guard_sql, guard_params=guard_params
+        )
+        for result in results
+    ]
