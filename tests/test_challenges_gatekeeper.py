@@ -98,7 +98,6 @@ async def verify_wallet(client, party: Party) -> None:
     )
     assert verified.status == 200, verified.text
     assert verified.json()["user_id"] == party.user_id  # linked to the bearer's user
-    # fmt: skip
 
 
 async def created_and_accepted(client, creator: Party, counterparty: Party, token: str) -> dict[str, Any]:
