@@ -40,9 +40,16 @@ async def challenge_timeouts(services: Services) -> dict[str, int]:
     return await expire_due(services)
 
 
+async def oracle_resolutions(services: Services) -> dict[str, int]:
+    from challenges.oracle import resolve_due
+
+    return await resolve_due(services)
+
+
 JOBS: dict[str, Job] = {
     "expire_wallet_challenges": expire_wallet_challenges,
     "challenge_timeouts": challenge_timeouts,
+    "oracle_resolutions": oracle_resolutions,
 }
 
 

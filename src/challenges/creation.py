@@ -210,7 +210,7 @@ async def create(db: Database, env: Env, now: datetime, creator_id: str, body: C
             stamp,
         )
     ]
-    statements += _mode_config(db, challenge_id, body)
+    statements += _mode_config(db, env, challenge_id, body)
     for side_name, side in sides.items():
         statements.append(
             db.prepare(
@@ -256,7 +256,7 @@ async def create(db: Database, env: Env, now: datetime, creator_id: str, body: C
     return challenge_id
 
 
-def _mode_config(db: Database, challenge_id: str, body: ChallengeCreate) -> list[Statement]:
+def _mode_config(db: Database, env: Env, challenge_id: str, body: ChallengeCreate) -> list[Statement]:
     if body.mode == modes.FIRE:
         fire = body.fire_config
         if fire is None:
@@ -268,6 +268,17 @@ def _mode_config(db: Database, challenge_id: str, body: ChallengeCreate) -> list
         oracle_values: tuple[Any, ...] = (None, None, None, None, None, None)
         if oracle is not None:
             feed = _address(oracle.feed_address, "fire_config.oracle.feed_address")
+            try:
+                network_by_name(oracle.network, env.as_dict())
+            except UnsupportedNetwork:
+                raise ApiError(
+                    "E2002",
+                    details={
+                        "fields": [
+                            {"field": "fire_config.oracle.network", "message": "unsupported network", "type": "network"}
+                        ]
+                    },
+                ) from None
             try:
                 resolve_after = format_time(parse_time(oracle.resolve_after))
             except ValueError:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from challenges import creation, modes, store
-from challenges.models import ChallengeCreate
+from challenges.models import ChallengeCreate, StakeBody
 from core.auth import Principal, require_user
 from core.context import RequestContext
 from core.errors import ApiError
@@ -93,3 +93,20 @@ def action_handler(
         return await _respond(ctx, challenge["id"])
 
     return handle
+
+
+async def stake(request: Request, ctx: RequestContext) -> Response:
+    """Hold a stake; honours Idempotency-Key so a retried payment call never stakes twice."""
+    from challenges import bonded
+
+    principal = require_user(ctx.principal)
+    body: StakeBody = ctx.body
+
+    async def run() -> Response:
+        challenge, role = await store.load_visible(ctx.db, request.path_params["challenge_id"], principal)
+        await bonded.stake(
+            ctx.services, challenge, role, principal, body.type, body.amount, body.currency_code, body.payment_reference
+        )
+        return await _respond(ctx, challenge["id"])
+
+    return await idempotent(request, ctx, run)

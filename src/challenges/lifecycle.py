@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from challenges import attestation, modes, store, transitions
+from challenges import attestation, modes, stakes, store, transitions
 from challenges.deadlines import next_deadline
 from challenges.transitions import Change
 from core.auth import Principal
@@ -153,7 +153,10 @@ async def accept(services: Services, challenge: dict[str, Any], role: str, princ
     if deadline and parse_time(deadline) <= now:
         raise ApiError("E3013", details={"accept_deadline": deadline})
     if challenge["mode"] != modes.GATEKEEPER:
-        raise ApiError("E3011", "FIRE and ENFORCED acceptance arrives with stakes")
+        from challenges import bonded
+
+        await bonded.accept(services, challenge, principal)
+        return
     timeout = services.env.int("GATEKEEPER_VERIFICATION_TIMEOUT_SECONDS", DEFAULT_VERIFICATION_TIMEOUT_SECONDS)
     to = modes.AWAITING_GATEKEEPER
     change = Change(
@@ -163,6 +166,7 @@ async def accept(services: Services, challenge: dict[str, Any], role: str, princ
         to,
         {
             "counterparty_user_id": principal.user_id,
+            "accepted_at": format_time(now),
             "verification_deadline": format_time(now + timedelta(seconds=timeout)),
         },
         events=[
@@ -271,6 +275,7 @@ async def finish(services: Services, change: Change, outcome: str | None, now: d
         )
     )
     attestation_statements(services, change, [("FINAL", final)], now)
+    await stakes.settle_into(services.db, change, outcome, now)
     await transitions.apply(services.db, with_deadline(change, modes.COMPLETED), now)
 
 
@@ -296,10 +301,17 @@ async def resolve(
     challenge: dict[str, Any],
     role: str,
     principal: Principal,
-    outcome: str,
+    outcome: str | None,
     resolution_data: dict[str, Any] | None,
 ) -> None:
     """Parties propose an outcome: agreement completes, disagreement disputes; the admin decides a dispute."""
+    if outcome is None:
+        from challenges import oracle
+
+        if role not in {"CREATOR", "COUNTERPARTY", "ADMIN"}:
+            raise ApiError("E9007")
+        await oracle.resolve_from_feed(services, challenge, actor(principal))
+        return
     if outcome not in OUTCOMES:
         raise ApiError(
             "E3021",
@@ -366,6 +378,7 @@ async def cancel(services: Services, challenge: dict[str, Any], role: str, princ
         modes.CANCELLED,
         events=[("challenge.cancelled", event_payload(challenge, modes.CANCELLED), None)],
     )
+    await stakes.refund_into(services.db, change, now)
     await transitions.apply(services.db, with_deadline(change, modes.CANCELLED), now)
 
 

@@ -87,12 +87,22 @@ class ChallengeCreate(StrictModel):
 
 
 class ResolveBody(StrictModel):
-    outcome: str = Field(description="CREATOR_WIN | COUNTERPARTY_WIN | DRAW | NO_CONTEST")
+    outcome: str | None = Field(
+        default=None,
+        description="CREATOR_WIN | COUNTERPARTY_WIN | DRAW | NO_CONTEST; omit on a FIRE ORACLE challenge to read the feed now",
+    )
     resolution_data: dict[str, Any] | None = None
 
 
 class RespondBody(StrictModel):
     response: str = Field(min_length=1, max_length=5000)
+
+
+class StakeBody(StrictModel):
+    type: Literal["HONESTY_BOND", "BASE"]
+    amount: str = Field(max_length=78, description="Decimal string of base units")
+    currency_code: str = Field(min_length=1, max_length=16)
+    payment_reference: str | None = Field(default=None, max_length=200)
 
 
 class EmptyBody(StrictModel):

@@ -11,6 +11,7 @@ from challenges.models import (
     EmptyBody,
     ResolveBody,
     RespondBody,
+    StakeBody,
 )
 from core import flags
 from core.routing import Route
@@ -145,6 +146,19 @@ ROUTES: list[Route] = [
     ),
     _action("dispute", lifecycle.dispute, "Dispute within the dispute window", ("E3020",)),
     _action("cancel", lifecycle.cancel, "Creator cancels before intent lock"),
+    Route(
+        "POST",
+        "/challenges/{challenge_id}/stake",
+        handlers.stake,
+        "Hold a stake on the ledger (FIRE honesty bond, ENFORCED base stake); Idempotency-Key honoured",
+        "challenges",
+        flag=flags.CHALLENGES,
+        auth="user",
+        body=StakeBody,
+        response=ChallengeOut,
+        rate_limit="challenges",
+        errors=("E3010", "E3013", "E3014", "E4003", "E5011", "E5012", "E9007", "E9009"),
+    ),
     Route(
         "GET",
         "/proof/{challenge_id}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from challenges import lifecycle, modes, transitions
+from challenges import lifecycle, modes, stakes, transitions
 from challenges.transitions import Change
 from core.clock import format_time
 from core.context import Services
@@ -50,10 +50,12 @@ async def expire_due(services: Services) -> dict[str, int]:
         try:
             if target == modes.COMPLETED:
                 change = Change(challenge, SYSTEM_ACTOR, reason)
-                await lifecycle.finish(services, change, challenge["proposed_outcome"], now)
+                # Nobody disputed in time: the proposed outcome stands; with no proposal, nobody wins.
+                await lifecycle.finish(services, change, challenge["proposed_outcome"] or "NO_CONTEST", now)
             else:
                 payload = lifecycle.event_payload(challenge, target, reason=reason)
                 change = Change(challenge, SYSTEM_ACTOR, reason, target, events=[("challenge.expired", payload, None)])
+                await stakes.refund_into(services.db, change, now)
                 await transitions.apply(services.db, lifecycle.with_deadline(change, target), now)
         except ApiError as error:
             if error.code != "E3014":

@@ -18,6 +18,7 @@ from relay.outbox import event_statement
 UPDATABLE_COLUMNS = frozenset(
     {
         "counterparty_user_id",
+        "accepted_at",
         "accept_deadline",
         "verification_deadline",
         "response_deadline",

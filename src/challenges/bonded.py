@@ -1,0 +1,160 @@
+"""FIRE and ENFORCED before intent lock: acceptance and stakes, in either order, then the lock itself."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from challenges import attestation, modes, stakes, transitions
+from challenges.lifecycle import actor, event_payload, with_deadline
+from challenges.transitions import Change
+from core.auth import Principal
+from core.clock import format_time, parse_time
+from core.context import Services
+from core.errors import ApiError
+
+STAKING_STATUSES = frozenset({modes.DRAFT, modes.AWAITING_COUNTERPARTY})
+
+
+def _side_stakes(stake_rows: list[dict[str, Any]], user_id: str | None) -> dict[str, Any]:
+    return {
+        "stakes": [
+            {"type": row["type"], "amount": row["amount"], "currency_code": row["currency_code"]}
+            for row in stake_rows
+            if row["user_id"] == user_id
+        ]
+    }
+
+
+async def add_lock(services: Services, change: Change, held: list[dict[str, Any]], now: datetime) -> None:
+    """Turn `change` into the intent lock: FIRE goes on to AWAITING_RESOLUTION, ENFORCED to ACTIVE."""
+    challenge = {**change.challenge, **change.set_columns}
+    stamp = format_time(now)
+    initiator = attestation.side_terms(challenge, "CREATOR", _side_stakes(held, challenge["creator_user_id"]), stamp)
+    counter = attestation.side_terms(
+        challenge, "COUNTERPARTY", _side_stakes(held, challenge["counterparty_user_id"]), stamp
+    )
+    change.set_columns |= {
+        "intent_locked_at": stamp,
+        "initiator_hash": attestation.digest(initiator),
+        "counter_hash": attestation.digest(counter),
+    }
+    change.via = modes.INTENT_LOCKED
+    change.events.append(("challenge.intent_locked", event_payload(change.challenge, modes.INTENT_LOCKED), None))
+    if change.challenge["mode"] == modes.ENFORCED:
+        config = (
+            await services.db.prepare("SELECT response_timeout_seconds FROM enforced_configs WHERE challenge_id = ?")
+            .bind(change.challenge["id"])
+            .first()
+        )
+        response_deadline = format_time(now + timedelta(seconds=int(config["response_timeout_seconds"])))
+        change.to_status = modes.ACTIVE
+        change.set_columns["response_deadline"] = response_deadline
+        change.events.append(
+            (
+                "challenge.activated",
+                event_payload(change.challenge, modes.ACTIVE, response_deadline=response_deadline),
+                None,
+            )
+        )
+    else:
+        change.to_status = modes.AWAITING_RESOLUTION
+    for kind, terms in (("INITIATOR", initiator), ("COUNTER", counter)):
+        change.extra.append(
+            attestation.attestation_statement(services.db, change.challenge["id"], kind, terms, now, change.guard())
+        )
+    with_deadline(change, change.to_status)
+
+
+def _check_accept_window(challenge: dict[str, Any], now: datetime) -> None:
+    deadline = challenge["accept_deadline"]
+    if deadline and parse_time(deadline) <= now:
+        raise ApiError("E3013", details={"accept_deadline": deadline})
+
+
+async def accept(services: Services, challenge: dict[str, Any], principal: Principal) -> None:
+    """The counterparty accepts; intent locks now if both stakes are already held, else when they are."""
+    now = services.now()
+    if challenge["accepted_at"]:
+        raise ApiError("E3015", details={"status": challenge["status"]})
+    _check_accept_window(challenge, now)
+    change = Change(
+        challenge,
+        actor(principal),
+        "accepted",
+        set_columns={"counterparty_user_id": principal.user_id, "accepted_at": format_time(now)},
+        events=[("challenge.accepted", event_payload(challenge, challenge["status"]), challenge["creator_user_id"])],
+    )
+    db = services.db
+    rule = await stakes.rule_for(db, challenge)
+    held = await stakes.held(db, challenge["id"])
+    if stakes.requirement_met(rule, {**challenge, "counterparty_user_id": principal.user_id}, held):
+        await add_lock(services, change, held, now)
+    await transitions.apply(db, change, now)
+
+
+async def stake(
+    services: Services,
+    challenge: dict[str, Any],
+    role: str,
+    principal: Principal,
+    stake_type: str,
+    amount: str,
+    currency_code: str,
+    payment_reference: str | None,
+) -> None:
+    """Hold a party's stake on the ledger; the last missing stake of an accepted challenge locks intent."""
+    if role not in {"CREATOR", "COUNTERPARTY"}:
+        raise ApiError("E9007", "Only the parties stake")
+    if challenge["status"] not in STAKING_STATUSES:
+        raise ApiError("E3014", "Stakes are taken only before intent lock", {"status": challenge["status"]})
+    db = services.db
+    rule = await stakes.rule_for(db, challenge)
+    value = stakes.validate(rule, stake_type, amount, currency_code)
+    user_id = principal.user_id or ""
+    existing = (
+        await db.prepare("SELECT status FROM stakes WHERE challenge_id = ? AND user_id = ? AND type = ?")
+        .bind(challenge["id"], user_id, stake_type)
+        .first()
+    )
+    if existing is not None:
+        raise ApiError("E5011", "This stake was already placed", {"status": existing["status"]})
+    now = services.now()
+    if challenge["status"] == modes.AWAITING_COUNTERPARTY:
+        _check_accept_window(challenge, now)
+    change = Change(challenge, actor(principal), "stake held")
+    if role == "COUNTERPARTY" and challenge["counterparty_user_id"] is None:
+        change.set_columns["counterparty_user_id"] = user_id
+    stake_id, statements = stakes.hold_statements(
+        db, change, user_id, stake_type, value, currency_code, payment_reference, now
+    )
+    change.extra.extend(statements)
+    change.events.append(
+        (
+            "stake.held",
+            {
+                "challenge_id": challenge["id"],
+                "stake_id": stake_id,
+                "type": stake_type,
+                "amount": str(value),
+                "currency_code": currency_code,
+                "status": "HELD",
+            },
+            user_id,
+        )
+    )
+    held = [
+        *await stakes.held(db, challenge["id"]),
+        {
+            "id": stake_id,
+            "user_id": user_id,
+            "type": stake_type,
+            "amount": str(value),
+            "currency_code": currency_code,
+            "status": "HELD",
+        },
+    ]
+    merged = {**challenge, **change.set_columns}
+    if challenge["accepted_at"] and stakes.requirement_met(rule, merged, held):
+        await add_lock(services, change, held, now)
+    await transitions.apply(db, change, now)

@@ -1,0 +1,192 @@
+"""Stakes on the ledger provider: taking one (HELD), and the guarded writes that end them exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from challenges import modes, settlement, transitions
+from challenges.transitions import Change
+from core.clock import format_time
+from core.errors import ApiError
+from core.ids import new_id
+from db.port import Database, Statement
+
+STAKE_EVENTS = {"RELEASED": "stake.released", "SLASHED": "stake.slashed", "REFUNDED": "stake.refunded"}
+ESCROW = "escrow"
+
+
+@dataclass(frozen=True)
+class StakeRule:
+    """What a mode requires from each party before intent lock."""
+
+    type: str
+    amount: int
+    currency_code: str
+
+
+async def rule_for(db: Database, challenge: dict[str, Any]) -> StakeRule | None:
+    if challenge["mode"] == modes.FIRE:
+        row = (
+            await db.prepare("SELECT honesty_bond_amount, currency_code FROM fire_configs WHERE challenge_id = ?")
+            .bind(challenge["id"])
+            .first()
+        )
+        return StakeRule("HONESTY_BOND", int(row["honesty_bond_amount"]), row["currency_code"]) if row else None
+    if challenge["mode"] == modes.ENFORCED:
+        row = (
+            await db.prepare("SELECT stake_amount, currency_code FROM enforced_configs WHERE challenge_id = ?")
+            .bind(challenge["id"])
+            .first()
+        )
+        if row and row["stake_amount"]:
+            return StakeRule("BASE", int(row["stake_amount"]), row["currency_code"])
+    return None
+
+
+async def held(db: Database, challenge_id: str) -> list[dict[str, Any]]:
+    result = (
+        await db.prepare("SELECT * FROM stakes WHERE challenge_id = ? AND status = 'HELD' ORDER BY created_at, id")
+        .bind(challenge_id)
+        .all()
+    )
+    return result.results
+
+
+def parties(challenge: dict[str, Any]) -> list[str]:
+    return [user for user in (challenge["creator_user_id"], challenge["counterparty_user_id"]) if user]
+
+
+def requirement_met(rule: StakeRule | None, challenge: dict[str, Any], stakes: list[dict[str, Any]]) -> bool:
+    """Both parties hold the required stake (trivially true when the mode requires none)."""
+    if rule is None:
+        return True
+    holders = {stake["user_id"] for stake in stakes if stake["type"] == rule.type and stake["status"] == "HELD"}
+    return challenge["counterparty_user_id"] is not None and set(parties(challenge)) <= holders
+
+
+def validate(rule: StakeRule | None, stake_type: str, amount: str, currency_code: str) -> int:
+    """The amount as an integer, or the documented error: a bond must be exactly the configured one."""
+    if rule is None:
+        raise ApiError("E3014", "This challenge takes no stakes", {"mode_requires": None})
+    if stake_type != rule.type:
+        raise ApiError("E4003", f"This challenge takes a {rule.type} stake", {"expected_type": rule.type})
+    if not amount.isascii() or not amount.isdigit() or len(amount) > 78:
+        raise ApiError("E4003", "amount must be a decimal string of base units", {"field": "amount"})
+    value = int(amount)
+    if currency_code != rule.currency_code:
+        raise ApiError("E4003", "Wrong currency for this stake", {"expected_currency": rule.currency_code})
+    if value < rule.amount:
+        raise ApiError("E5012", details={"required": str(rule.amount), "currency_code": rule.currency_code})
+    if value != rule.amount:
+        raise ApiError("E4003", "The stake must equal the configured amount exactly", {"required": str(rule.amount)})
+    return value
+
+
+def hold_statements(
+    db: Database,
+    change: Change,
+    user_id: str,
+    stake_type: str,
+    amount: int,
+    currency: str,
+    reference: str | None,
+    now: datetime,
+) -> tuple[str, list[Statement]]:
+    """Insert a HELD stake and its HOLD ledger entry, both only if the change wins."""
+    stake_id = new_id()
+    stamp = format_time(now)
+    challenge_id = change.challenge["id"]
+    return stake_id, [
+        transitions.guarded_insert(
+            db,
+            change,
+            "INSERT INTO stakes (id, challenge_id, user_id, type, amount, currency_code, status, provider,"
+            " payment_reference, created_at) SELECT ?, ?, ?, ?, ?, ?, 'HELD', 'LEDGER', ?, ?",
+            stake_id,
+            challenge_id,
+            user_id,
+            stake_type,
+            str(amount),
+            currency,
+            reference,
+            stamp,
+        ),
+        transitions.guarded_insert(
+            db,
+            change,
+            "INSERT INTO ledger_entries (id, stake_id, challenge_id, entry_type, account, amount, currency_code,"
+            " created_at) SELECT ?, ?, ?, 'HOLD', ?, ?, ?, ?",
+            new_id(),
+            stake_id,
+            challenge_id,
+            ESCROW,
+            str(amount),
+            currency,
+            stamp,
+        ),
+    ]
+
+
+def end_statements(
+    db: Database, change: Change, stakes: list[dict[str, Any]], ends: list[settlement.StakeEnd], now: datetime
+) -> None:
+    """Append the guarded writes ending each stake: status (only from HELD), ledger entries, one event each."""
+    stamp = format_time(now)
+    by_id = {stake["id"]: stake for stake in stakes}
+    for end in ends:
+        stake = by_id[end.stake_id]
+        change.extra.append(
+            transitions.guarded_update(
+                db,
+                change,
+                "UPDATE stakes SET status = ?, processed_at = ? WHERE id = ? AND status = 'HELD'",
+                end.status,
+                stamp,
+                end.stake_id,
+            )
+        )
+        for entry in end.entries:
+            change.extra.append(
+                transitions.guarded_insert(
+                    db,
+                    change,
+                    "INSERT INTO ledger_entries (id, stake_id, challenge_id, entry_type, account, amount, currency_code,"
+                    " created_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?",
+                    new_id(),
+                    end.stake_id,
+                    change.challenge["id"],
+                    entry.entry_type,
+                    entry.account,
+                    str(entry.amount),
+                    stake["currency_code"],
+                    stamp,
+                )
+            )
+        payload = {
+            "challenge_id": change.challenge["id"],
+            "stake_id": end.stake_id,
+            "type": stake["type"],
+            "amount": stake["amount"],
+            "currency_code": stake["currency_code"],
+            "status": end.status,
+        }
+        change.events.append((STAKE_EVENTS[end.status], payload, stake["user_id"]))
+
+
+async def settle_into(db: Database, change: Change, outcome: str | None, now: datetime) -> None:
+    """Add the stake endings for `outcome` to a finishing change (refund all when there is no winner)."""
+    stakes = await held(db, change.challenge["id"])
+    if not stakes:
+        return
+    ends = settlement.settle(
+        stakes, outcome, change.challenge["creator_user_id"], change.challenge["counterparty_user_id"]
+    )
+    end_statements(db, change, stakes, ends, now)
+
+
+async def refund_into(db: Database, change: Change, now: datetime) -> None:
+    stakes = await held(db, change.challenge["id"])
+    if stakes:
+        end_statements(db, change, stakes, settlement.refund_all(stakes), now)
