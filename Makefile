@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 LINT_PATHS := $(wildcard src tests bench scripts)
 
-.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install
+.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install browser
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -23,6 +23,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian's Chromium for the proof-page browser test (the image does not ship it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 dev: install
 	$(PY) -m local.cli dev
 
@@ -35,7 +39,7 @@ cron: $(PY_STAMP)
 demo: $(PY_STAMP)
 	$(PY) -m local.cli demo
 
-test: install
+test: install browser
 	$(PY) -m ruff check $(LINT_PATHS)
 	COVERAGE_MIN=80 bash scripts/test.sh
 
