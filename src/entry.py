@@ -82,6 +82,7 @@ def to_runtime_response(response: Response) -> Any:
 
 
 _app: Any = None
+_local_limiter: Any = None
 
 
 def shared_app() -> Any:
@@ -100,7 +101,18 @@ def services_for(js_env: Any, ctx: Any) -> Services:
     def defer(work: Any) -> None:
         ctx.waitUntil(asyncio.ensure_future(work))
 
-    return Services(env=Env(JsEnv(js_env)), db=D1Database(getattr(js_env, D1_BINDING)), defer=defer)
+    global _local_limiter
+    from core.ratelimit import SlidingWindowLimiter, WorkersBindingLimiter
+
+    if _local_limiter is None:
+        # Only used for a group whose [[ratelimits]] binding is missing: exact, but per isolate.
+        _local_limiter = SlidingWindowLimiter()
+    return Services(
+        env=Env(JsEnv(js_env)),
+        db=D1Database(getattr(js_env, D1_BINDING)),
+        defer=defer,
+        rate_limiter=WorkersBindingLimiter(js_env, _local_limiter),
+    )
 
 
 class Default(WorkerEntrypoint):

@@ -13,6 +13,7 @@ from core.clock import ManualClock
 from core.config import Env
 from core.context import Services
 from core.logging import Logger, MemoryLogSink
+from core.ratelimit import SlidingWindowLimiter
 from local.config import PROJECT_ROOT
 from local.server import build_asgi, open_database
 from tests.support.client import ApiClient
@@ -33,6 +34,10 @@ BASE_VARS = {
     "WALLET_CHALLENGE_TTL_SECONDS": "600",
     "SIWE_ALLOWED_DOMAINS": "tattlehash.test,localhost",
     "PUBLIC_BASE_URL": "https://tattlehash.test",
+    # Real limits are tested in test_rate_limits.py; elsewhere they would only get in the way.
+    "RATE_LIMIT_GATEKEEPER": "1000000",
+    "RATE_LIMIT_CHALLENGES": "1000000",
+    "RATE_LIMIT_WEBHOOKS": "1000000",
 }
 
 
@@ -60,7 +65,9 @@ def env_vars() -> dict[str, str]:
 @pytest.fixture
 def services(db_path: Path, env_vars: dict[str, str], clock: ManualClock, log_sink: MemoryLogSink) -> Services:
     database = open_database(db_path, MIGRATIONS)
-    return Services(env=Env(env_vars), db=database, clock=clock, logger=Logger(log_sink))
+    return Services(
+        env=Env(env_vars), db=database, clock=clock, logger=Logger(log_sink), rate_limiter=SlidingWindowLimiter()
+    )
 
 
 @pytest.fixture

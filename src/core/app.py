@@ -7,7 +7,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from core import cors
+from core import cors, ratelimit
 from core.auth import require_admin, require_user, resolve_principal
 from core.context import RequestContext, Services
 from core.errors import ApiError
@@ -92,11 +92,17 @@ class App:
             raise ApiError("E9005")
         elif route.auth == "admin":
             require_admin(ctx.principal)
+        limit_headers: dict[str, str] = {}
         if services.rate_limiter is not None and route.rate_limit:
-            await services.rate_limiter.check(route.rate_limit, ctx, request)
+            user_id = ctx.principal.user_id if ctx.principal else None
+            limit_headers = await ratelimit.enforce(
+                services.rate_limiter, services.env, route.rate_limit, user_id, request.client_ip, now.timestamp()
+            )
         if route.body is not None:
             if request.method in _BODY_METHODS:
                 ctx.body = validate_body(route.body, request.json())
         elif request.method in _BODY_METHODS and request.body.strip():
             request.json()  # still refuse a non-JSON content type or malformed JSON
-        return await route.handler(request, ctx)
+        response = await route.handler(request, ctx)
+        response.headers.update(limit_headers)
+        return response

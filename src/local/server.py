@@ -9,6 +9,7 @@ from core.clock import Clock, SystemClock
 from core.config import Env
 from core.context import Services
 from core.logging import Logger
+from core.ratelimit import SlidingWindowLimiter
 from db import migrations
 from db.sqlite import SqliteDatabase
 from local.asgi import AsgiAdapter
@@ -32,7 +33,13 @@ def build_services(
     env = Env({**config.vars, **(extra_vars or {})})
     latency = env.int("LOCAL_D1_LATENCY_MS", 0) / 1000
     database = open_database(config.database_path, config.migrations_dir, latency_seconds=latency)
-    return Services(env=env, db=database, clock=clock or SystemClock(), logger=logger or Logger())
+    return Services(
+        env=env,
+        db=database,
+        clock=clock or SystemClock(),
+        logger=logger or Logger(),
+        rate_limiter=SlidingWindowLimiter(),
+    )
 
 
 def build_asgi(services: Services, *, cron_interval: float | None = None) -> AsgiAdapter:
