@@ -65,7 +65,7 @@ async def list_challenges(request: Request, ctx: RequestContext) -> Response:
         limit=int(raw_limit),
         cursor=query.get("cursor") or None,
     )
-    return Response.json({"items": [await store.serialize(ctx.db, row) for row in rows], "next_cursor": next_cursor})
+    return Response.json({"items": await store.serialize_many(ctx.db, rows), "next_cursor": next_cursor})
 
 
 async def challenge_events(request: Request, ctx: RequestContext) -> Response:

@@ -58,125 +58,135 @@ async def load_visible(db: Database, challenge_id: str, principal: Principal | N
     return challenge, role
 
 
-async def requirements(db: Database, challenge_id: str) -> dict[str, dict[str, Any]]:
-    sides = (
-        await db.prepare(
-            "SELECT side, wallet_address, network, wallet_status FROM challenge_wallet_requirements "
-            "WHERE challenge_id = ? ORDER BY side"
-        )
-        .bind(challenge_id)
-        .all()
+async def _rows_for(db: Database, sql: str, ids: list[str]) -> list[dict[str, Any]]:
+    """Rows of several challenges in one query: `sql` ends with 'challenge_id IN ({marks})'."""
+    if not ids:
+        return []
+    marks = ", ".join("?" for _ in ids)
+    # Only placeholders are interpolated; the ids are bound (a page is at most 100, D1's parameter limit).
+    return (await db.prepare(sql.format(marks=marks)).bind(*ids).all()).results
+
+
+async def _requirements_many(db: Database, ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    sides = await _rows_for(
+        db,
+        "SELECT challenge_id, side, wallet_address, network, wallet_status FROM challenge_wallet_requirements"
+        " WHERE challenge_id IN ({marks}) ORDER BY side",
+        ids,
     )
-    checks = (
-        await db.prepare(
-            "SELECT id, side, wallet_address, network, asset_type, token_address, min_balance, currency_symbol, status,"
-            " checked_at FROM funds_requirements WHERE challenge_id = ? ORDER BY side, position"
-        )
-        .bind(challenge_id)
-        .all()
+    result: dict[str, dict[str, dict[str, Any]]] = {challenge_id: {} for challenge_id in ids}
+    if not sides:
+        return result
+    checks = await _rows_for(
+        db,
+        "SELECT challenge_id, side, asset_type, token_address, min_balance, currency_symbol, status, checked_at"
+        " FROM funds_requirements WHERE challenge_id IN ({marks}) ORDER BY side, position",
+        ids,
     )
-    result: dict[str, dict[str, Any]] = {}
-    for side in sides.results:
-        result[side["side"].lower()] = {
+    for side in sides:
+        result[side["challenge_id"]][side["side"].lower()] = {
             "wallet_address": side["wallet_address"],
             "network": side["network"],
             "wallet_status": side["wallet_status"],
             "funds_checks": [],
         }
-    for check in checks.results:
-        result[check["side"].lower()]["funds_checks"].append(
-            {
-                "asset_type": check["asset_type"],
-                "token_address": check["token_address"],
-                "min_balance": check["min_balance"],
-                "currency_symbol": check["currency_symbol"],
-                "status": check["status"],
-                "checked_at": check["checked_at"],
-            }
-        )
+    for check in checks:
+        check = dict(check)
+        challenge_id, side = check.pop("challenge_id"), check.pop("side").lower()
+        result[challenge_id][side]["funds_checks"].append(check)
     return result
 
 
-async def funds_requirement_rows(db: Database, challenge_id: str) -> list[dict[str, Any]]:
-    result = (
-        await db.prepare("SELECT * FROM funds_requirements WHERE challenge_id = ? ORDER BY side, position")
-        .bind(challenge_id)
-        .all()
+async def requirements(db: Database, challenge_id: str) -> dict[str, dict[str, Any]]:
+    """Each side's wallet requirement and funds checks with PASSED/FAILED (never a balance)."""
+    return (await _requirements_many(db, [challenge_id]))[challenge_id]
+
+
+async def _stakes_many(db: Database, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    rows = await _rows_for(
+        db,
+        "SELECT challenge_id, id, user_id, type, amount, currency_code, status FROM stakes"
+        " WHERE challenge_id IN ({marks}) ORDER BY created_at, id",
+        ids,
     )
-    return result.results
+    result: dict[str, list[dict[str, Any]]] = {challenge_id: [] for challenge_id in ids}
+    for row in rows:
+        row = dict(row)
+        result[row.pop("challenge_id")].append(row)
+    return result
 
 
-async def stakes(db: Database, challenge_id: str) -> list[dict[str, Any]]:
-    result = (
-        await db.prepare(
-            "SELECT id, user_id, type, amount, currency_code, status FROM stakes WHERE challenge_id = ? ORDER BY created_at"
-        )
-        .bind(challenge_id)
-        .all()
+async def _settlements_many(db: Database, ids: list[str]) -> dict[str, dict[str, str] | None]:
+    rows = await _rows_for(
+        db,
+        "SELECT challenge_id, entry_type, amount FROM ledger_entries"
+        " WHERE challenge_id IN ({marks}) AND entry_type LIKE 'SLASH_%'",
+        ids,
     )
-    return result.results
-
-
-async def settlement(db: Database, challenge_id: str) -> dict[str, str] | None:
-    result = (
-        await db.prepare(
-            "SELECT entry_type, amount FROM ledger_entries WHERE challenge_id = ? AND entry_type LIKE 'SLASH_%'"
-        )
-        .bind(challenge_id)
-        .all()
-    )
-    if not result.results:
-        return None
-    parts = {"winner": 0, "treasury": 0, "burn": 0, "provers": 0}
-    for entry in result.results:
+    totals: dict[str, dict[str, int]] = {}
+    for entry in rows:
+        parts = totals.setdefault(entry["challenge_id"], {"winner": 0, "treasury": 0, "burn": 0, "provers": 0})
         parts[entry["entry_type"].removeprefix("SLASH_").lower()] += int(entry["amount"])
-    return {name: str(amount) for name, amount in parts.items()}
-
-
-async def mode_config(db: Database, challenge: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    fire = enforced = None
-    if challenge["mode"] == "FIRE":
-        fire = await db.prepare("SELECT * FROM fire_configs WHERE challenge_id = ?").bind(challenge["id"]).first()
-        if fire is not None:
-            fire.pop("challenge_id")
-            fire.pop("oracle_next_check_at", None)
-    elif challenge["mode"] == "ENFORCED":
-        enforced = (
-            await db.prepare("SELECT * FROM enforced_configs WHERE challenge_id = ?").bind(challenge["id"]).first()
+    return {
+        challenge_id: (
+            {name: str(amount) for name, amount in totals[challenge_id].items()} if challenge_id in totals else None
         )
-        if enforced is not None:
-            enforced.pop("challenge_id")
-    return fire, enforced
+        for challenge_id in ids
+    }
+
+
+async def _configs_many(db: Database, table: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = await _rows_for(db, f"SELECT * FROM {table} WHERE challenge_id IN ({{marks}})", ids)  # noqa: S608
+    configs = {}
+    for row in rows:
+        row = dict(row)
+        row.pop("oracle_next_check_at", None)
+        configs[row.pop("challenge_id")] = row
+    return configs
+
+
+async def serialize_many(db: Database, challenges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The API view of challenges, loading what they need in a fixed number of queries (not per challenge)."""
+    ids = [challenge["id"] for challenge in challenges]
+    requirements_by_id = await _requirements_many(db, ids)
+    stakes_by_id = await _stakes_many(db, ids)
+    settlements = await _settlements_many(db, ids)
+    fire = await _configs_many(db, "fire_configs", [c["id"] for c in challenges if c["mode"] == "FIRE"])
+    enforced = await _configs_many(db, "enforced_configs", [c["id"] for c in challenges if c["mode"] == "ENFORCED"])
+    return [
+        {
+            "id": challenge["id"],
+            "mode": challenge["mode"],
+            "status": challenge["status"],
+            "title": challenge["title"],
+            "description": challenge["description"],
+            "creator_user_id": challenge["creator_user_id"],
+            "counterparty_user_id": challenge["counterparty_user_id"],
+            "counterparty_wallet": challenge["counterparty_wallet"],
+            "expires_at": challenge["expires_at"],
+            "deadlines": {name.removesuffix("_deadline"): challenge[name] for name in DEADLINE_COLUMNS},
+            "created_at": challenge["created_at"],
+            "updated_at": challenge["updated_at"],
+            "intent_locked_at": challenge["intent_locked_at"],
+            "completed_at": challenge["completed_at"],
+            "initiator_hash": challenge["initiator_hash"],
+            "counter_hash": challenge["counter_hash"],
+            "final_hash": challenge["final_hash"],
+            "requirements": requirements_by_id[challenge["id"]],
+            "stakes": stakes_by_id[challenge["id"]],
+            "outcome": challenge["outcome"],
+            "settlement": settlements[challenge["id"]],
+            "fire_config": fire.get(challenge["id"]),
+            "enforced_config": enforced.get(challenge["id"]),
+        }
+        for challenge in challenges
+    ]
 
 
 async def serialize(db: Database, challenge: dict[str, Any]) -> dict[str, Any]:
-    """The API view of a challenge: requirements with PASSED/FAILED only, never a balance."""
-    fire, enforced = await mode_config(db, challenge)
-    return {
-        "id": challenge["id"],
-        "mode": challenge["mode"],
-        "status": challenge["status"],
-        "title": challenge["title"],
-        "description": challenge["description"],
-        "creator_user_id": challenge["creator_user_id"],
-        "counterparty_user_id": challenge["counterparty_user_id"],
-        "counterparty_wallet": challenge["counterparty_wallet"],
-        "expires_at": challenge["expires_at"],
-        "deadlines": {name.removesuffix("_deadline"): challenge[name] for name in DEADLINE_COLUMNS},
-        "created_at": challenge["created_at"],
-        "updated_at": challenge["updated_at"],
-        "intent_locked_at": challenge["intent_locked_at"],
-        "completed_at": challenge["completed_at"],
-        "initiator_hash": challenge["initiator_hash"],
-        "counter_hash": challenge["counter_hash"],
-        "final_hash": challenge["final_hash"],
-        "requirements": await requirements(db, challenge["id"]),
-        "stakes": await stakes(db, challenge["id"]),
-        "outcome": challenge["outcome"],
-        "settlement": await settlement(db, challenge["id"]),
-        "fire_config": fire,
-        "enforced_config": enforced,
-    }
+    return (await serialize_many(db, [challenge]))[0]
 
 
 def encode_cursor(created_at: str, challenge_id: str) -> str:
@@ -202,25 +212,39 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 async def list_for_user(
     db: Database, user_id: str, *, status: str | None, mode: str | None, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The caller's own challenges (as creator or counterparty), newest first, keyset-paginated."""
-    conditions = [
-        "(creator_user_id = ? OR counterparty_user_id = ?"
-        " OR counterparty_wallet IN (SELECT address FROM wallets WHERE user_id = ?))"
-    ]
-    params: list[Any] = [user_id, user_id, user_id]
+    """The caller's own challenges (as creator or counterparty), newest first, keyset-paginated.
+
+    One indexed, limited branch per way of being a party, merged: an OR across the three would scan
+    the whole table and sort it, which gets slower with every challenge ever created.
+    """
+    filters = ""
+    filter_params: list[Any] = []
     if status is not None:
-        conditions.append("status = ?")
-        params.append(status)
+        filters += " AND status = ?"
+        filter_params.append(status)
     if mode is not None:
-        conditions.append("mode = ?")
-        params.append(mode)
+        filters += " AND mode = ?"
+        filter_params.append(mode)
     if cursor is not None:
         created_at, challenge_id = decode_cursor(cursor)
-        conditions.append("(created_at < ? OR (created_at = ? AND id < ?))")
-        params += [created_at, created_at, challenge_id]
+        filters += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+        filter_params += [created_at, created_at, challenge_id]
+    page = limit + 1
+    branches = (
+        ("creator_user_id = ?", [user_id]),
+        ("counterparty_user_id = ?", [user_id]),
+        ("counterparty_wallet IN (SELECT address FROM wallets WHERE user_id = ?)", [user_id]),
+    )
     # Only fixed condition strings are joined; every value is bound.
-    sql = f"SELECT * FROM challenges WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, id DESC LIMIT ?"  # noqa: S608
-    rows = (await db.prepare(sql).bind(*params, limit + 1).all()).results
+    parts = [
+        f"SELECT * FROM (SELECT * FROM challenges WHERE {party}{filters} ORDER BY created_at DESC, id DESC LIMIT ?)"  # noqa: S608
+        for party, _ in branches
+    ]
+    params: list[Any] = []
+    for _, party_params in branches:
+        params += [*party_params, *filter_params, page]
+    sql = " UNION ".join(parts) + " ORDER BY created_at DESC, id DESC LIMIT ?"
+    rows = (await db.prepare(sql).bind(*params, page).all()).results
     next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 

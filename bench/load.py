@@ -1,0 +1,158 @@
+"""`make bench`: the mixed load against the local server as it runs in dev, then against a raw ASGI baseline.
+
+Prints requests/s, p50, p99, error rate and the server's peak RSS for each, and the ratio between them.
+BENCH_DURATION (seconds, default 60) and BENCH_CONNECTIONS (default 100) tune the run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from tests.support.server import LiveServer, free_port  # noqa: E402
+
+ADMIN_TOKEN = "bench-admin-token"
+DURATION = int(os.environ.get("BENCH_DURATION", "60"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
+TARGETS = {"rps": 1000, "p99_ms": 200, "error_rate": 0.001}
+GOALS = {"rps": 2500, "p99_ms": 50, "ratio": 0.5, "rss_mib": 128}
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of the process and its children (uvicorn may fork none; anvil is not started here)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def run_wrk(url: str, script: Path | None, env: dict[str, str]) -> dict[str, float]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("wrk not found: `apt-get install wrk` (Debian) — make bench installs it")
+    command = [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{DURATION}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, env={**os.environ, **env}, check=True
+    ).stdout
+
+    def latency(label: str) -> float:
+        value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", output).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    total = int(re.search(r"(\d+) requests in", output).group(1))
+    non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0
+    socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": latency("50%"),
+        "p99_ms": latency("99%"),
+        "error_rate": (non_2xx + socket_errors) / max(total, 1),
+        "requests": total,
+    }
+
+
+def report(name: str, figures: dict[str, float], rss: float) -> None:
+    print(
+        f"{name:<9} {figures['rps']:>9.0f} req/s   p50 {figures['p50_ms']:>6.2f} ms   p99 {figures['p99_ms']:>6.2f} ms"
+        f"   errors {figures['error_rate'] * 100:.3f} %   peak RSS {rss:.1f} MiB   ({int(figures['requests'])} requests)"
+    )
+
+
+def bench_app(workdir: Path) -> tuple[dict[str, float], float]:
+    env_vars = {
+        "HMAC_SECRET": "bench-hmac-secret-0123456789abcdef0123",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "FF_GATEKEEPER_V2": "true",
+        "FF_CHALLENGES": "true",
+        # The bench measures the server, not the limiter refusing it.
+        "RATE_LIMIT_GATEKEEPER": "100000000",
+        "RATE_LIMIT_CHALLENGES": "100000000",
+    }
+    server = LiveServer(workdir, env_vars).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            key = http.post("/admin/api-keys", json={}, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+            auth = {"authorization": f"Bearer {key['api_key']}"}
+            ids = [
+                http.post("/challenges", json={"mode": "SOLO", "title": f"seed {n}"}, headers=auth).json()["id"]
+                for n in range(50)
+            ]
+        figures = run_wrk(
+            server.url, ROOT / "bench" / "mixed.lua", {"BENCH_TOKEN": key["api_key"], "BENCH_CHALLENGE_ID": ids[0]}
+        )
+        assert server.process is not None
+        return figures, peak_rss_mib(server.process.pid)
+    finally:
+        server.stop()
+
+
+def bench_raw(workdir: Path) -> tuple[dict[str, float], float]:
+    port = free_port()
+    environment = {**os.environ, "RAW_DB": str(workdir / "raw.sqlite"), "PYTHONPATH": str(ROOT / "bench")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "raw_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT / "bench",
+        env=environment,
+    )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        figures = run_wrk(f"http://127.0.0.1:{port}/", None, {})
+        return figures, peak_rss_mib(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def main() -> int:
+    print(f"mixed load: {CONNECTIONS} connections, {DURATION} s each, wrk -t2, server: uvicorn (1 process)")
+    with tempfile.TemporaryDirectory() as tmp:
+        app, app_rss = bench_app(Path(tmp))
+        raw, raw_rss = bench_raw(Path(tmp))
+    report("app", app, app_rss)
+    report("raw", raw, raw_rss)
+    ratio = app["rps"] / raw["rps"]
+    print(f"ratio     app / raw = {ratio:.2f}")
+    seed_ok = (
+        app["rps"] > TARGETS["rps"] and app["p99_ms"] < TARGETS["p99_ms"] and app["error_rate"] < TARGETS["error_rate"]
+    )
+    print(f"seed targets (>1000 req/s, p99 < 200 ms, errors < 0.1 %): {'met' if seed_ok else 'NOT met'}")
+    goals = {
+        "req/s >= 2500": app["rps"] >= GOALS["rps"],
+        "p99 <= 50 ms": app["p99_ms"] <= GOALS["p99_ms"],
+        "ratio >= 0.5": ratio >= GOALS["ratio"],
+        "peak RSS <= 128 MiB": app_rss <= GOALS["rss_mib"],
+    }
+    print("goals: " + ", ".join(f"{name} {'met' if ok else 'missed'}" for name, ok in goals.items()))
+    return 0 if seed_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
