@@ -54,8 +54,10 @@ fmt: $(PY_STAMP)
 	$(PY) -m ruff check --fix $(LINT_PATHS)
 	$(PY) -m ruff format $(LINT_PATHS)
 
+# The load bench (issue 8): wrk from Debian drives the server; prints req/s, p50, p99, errors, peak RSS.
 bench: install
-	$(PY) bench/run_all.py
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) node_modules .wrangler .pytest_cache .coverage htmlcov

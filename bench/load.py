@@ -25,6 +25,7 @@ from tests.support.server import LiveServer, free_port  # noqa: E402
 ADMIN_TOKEN = "bench-admin-token"
 DURATION = int(os.environ.get("BENCH_DURATION", "60"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
+WORKERS = os.environ.get("BENCH_WORKERS", "1")
 TARGETS = {"rps": 1000, "p99_ms": 200, "error_rate": 0.001}
 GOALS = {"rps": 2500, "p99_ms": 50, "ratio": 0.5, "rss_mib": 128}
 
@@ -79,7 +80,7 @@ def bench_app(workdir: Path) -> tuple[dict[str, float], float]:
         "RATE_LIMIT_GATEKEEPER": "100000000",
         "RATE_LIMIT_CHALLENGES": "100000000",
     }
-    server = LiveServer(workdir, env_vars).start()
+    server = LiveServer(workdir, env_vars, extra_args=["--no-chain", "--no-cron", "--workers", WORKERS]).start()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
             key = http.post("/admin/api-keys", json={}, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
@@ -132,7 +133,7 @@ def bench_raw(workdir: Path) -> tuple[dict[str, float], float]:
 
 
 def main() -> int:
-    print(f"mixed load: {CONNECTIONS} connections, {DURATION} s each, wrk -t2, server: uvicorn (1 process)")
+    print(f"mixed load: {CONNECTIONS} connections, {DURATION} s each, wrk -t2, server: uvicorn ({WORKERS} process)")
     with tempfile.TemporaryDirectory() as tmp:
         app, app_rss = bench_app(Path(tmp))
         raw, raw_rss = bench_raw(Path(tmp))

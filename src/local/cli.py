@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -51,6 +52,18 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+WORKER_VARS_ENV = "TATTLEHASH_WORKER_VARS"
+
+
+def worker_app() -> object:
+    """App factory for `dev --workers N`: one app per worker process, configured like the parent's."""
+    from local.server import build_asgi, build_services
+
+    extra = json.loads(os.environ.get(WORKER_VARS_ENV, "{}"))
+    cron = extra.pop("__cron__", "on") == "on"
+    return build_asgi(build_services(local_config.load(), extra_vars=extra), cron_interval=60.0 if cron else None)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -68,13 +81,19 @@ def cmd_dev(args: argparse.Namespace) -> int:
         else:
             extra["RPC_URL_LOCAL"] = chain.url
             print(f"local chain (anvil) on {chain.url}, network 'local' (eip155:31337)", file=sys.stderr)
-    services = build_services(cfg, extra_vars=extra)
-    app = build_asgi(services, cron_interval=None if args.no_cron else 60.0)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into SystemExit lets the
     # `finally` below stop the chain instead of the process dying with anvil left behind.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False, "lifespan": "on"}
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+        if args.workers > 1:
+            # Each worker process builds its own app from the same configuration (like Worker isolates).
+            os.environ[WORKER_VARS_ENV] = json.dumps({**extra, "__cron__": "off" if args.no_cron else "on"})
+            uvicorn.run("local.cli:worker_app", factory=True, workers=args.workers, **options)
+        else:
+            services = build_services(cfg, extra_vars=extra)
+            app = build_asgi(services, cron_interval=None if args.no_cron else 60.0)
+            uvicorn.run(app, **options)
     except KeyboardInterrupt:
         pass
     finally:
@@ -111,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--no-chain", action="store_true", help="don't start a local anvil chain")
     dev.add_argument("--chain-port", type=int, default=8545)
     dev.add_argument("--no-cron", action="store_true")
+    dev.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     dev.set_defaults(run=cmd_dev)
     demo = commands.add_parser("demo", help="walk the full GATEKEEPER flow against a running dev server")
     demo.add_argument("--server", default="http://127.0.0.1:8787")
