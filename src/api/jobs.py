@@ -46,10 +46,17 @@ async def oracle_resolutions(services: Services) -> dict[str, int]:
     return await resolve_due(services)
 
 
+async def relay_dispatch(services: Services) -> dict[str, int]:
+    from relay.jobs import run
+
+    return await run(services)
+
+
 JOBS: dict[str, Job] = {
     "expire_wallet_challenges": expire_wallet_challenges,
     "challenge_timeouts": challenge_timeouts,
     "oracle_resolutions": oracle_resolutions,
+    "relay_dispatch": relay_dispatch,
 }
 
 

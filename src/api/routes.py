@@ -13,6 +13,7 @@ from core.context import RequestContext
 from core.http import Request, Response
 from core.routing import Route
 from gatekeeper import funds_api, wallet_api
+from relay import routes as relay_routes
 
 
 @lru_cache(maxsize=1)
@@ -114,6 +115,7 @@ ROUTES: list[Route] = [
 ]
 
 ROUTES.extend(challenge_routes.ROUTES)
+ROUTES.extend(relay_routes.ROUTES)
 
 
 def build_app() -> App:
