@@ -1,0 +1,138 @@
+"""HTTP models and handlers of /webhooks: register, list, delete, rotate the secret, read delivery attempts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from core.auth import require_user
+from core.context import RequestContext
+from core.errors import ApiError
+from core.http import Request, Response
+from core.schemas import OutModel, StrictModel
+from relay import webhooks
+from relay.outbox import EVENT_TYPES
+
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+DeliveryStatus = Literal["PENDING", "DELIVERED", "FAILED", "CANCELLED"]
+
+
+class WebhookCreate(StrictModel):
+    # The URL rules (scheme, host, length, credentials) answer E6001 themselves, so no length cap here.
+    url: str = Field(description="https URL the events are POSTed to")
+    description: str | None = Field(default=None, max_length=500)
+    event_types: list[EventType] | None = Field(
+        default=None, max_length=64, description="Only these event types; leave out for every type"
+    )
+
+
+class WebhookEndpointOut(OutModel):
+    id: str
+    url: str
+    description: str | None
+    event_types: list[str] | None
+    status: Literal["ACTIVE", "DISABLED"]
+    disabled_reason: str | None
+    created_at: str
+    updated_at: str
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(description="whsec_… signing secret; shown only here and on rotation")
+
+
+class WebhookEndpointList(OutModel):
+    items: list[WebhookEndpointOut]
+
+
+class WebhookSecret(OutModel):
+    id: str
+    secret: str = Field(description="The new whsec_… signing secret; the old one stops being used at once")
+
+
+class WebhookAttemptOut(OutModel):
+    attempt_number: int
+    started_at: str
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+
+
+class WebhookDeliveryOut(OutModel):
+    id: str
+    webhook_id: str = Field(description="The webhook-id header value, stable across retries")
+    event_id: str
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    updated_at: str
+    delivered_at: str | None
+    attempts: list[WebhookAttemptOut]
+
+
+class WebhookDeliveryList(OutModel):
+    items: list[WebhookDeliveryOut]
+    next_cursor: str | None
+
+
+async def create_webhook(request: Request, ctx: RequestContext) -> Response:
+    principal = require_user(ctx.principal)
+    body: WebhookCreate = ctx.body
+    endpoint, secret = await webhooks.create_endpoint(
+        ctx.db,
+        principal.user_id or "",
+        body.url,
+        body.description,
+        body.event_types,
+        ctx.now(),
+        allow_insecure=ctx.env.bool("ALLOW_INSECURE_WEBHOOKS"),
+    )
+    return Response.json({**endpoint.public(), "secret": secret}, 201)
+
+
+async def list_webhooks(request: Request, ctx: RequestContext) -> Response:
+    principal = require_user(ctx.principal)
+    endpoints = await webhooks.list_endpoints(ctx.db, principal.user_id or "")
+    return Response.json({"items": [endpoint.public() for endpoint in endpoints]})
+
+
+async def delete_webhook(request: Request, ctx: RequestContext) -> Response:
+    principal = require_user(ctx.principal)
+    await webhooks.delete_endpoint(ctx.db, principal.user_id or "", request.path_params["webhook_id"], ctx.now())
+    return Response.empty(204)
+
+
+async def rotate_secret(request: Request, ctx: RequestContext) -> Response:
+    principal = require_user(ctx.principal)
+    endpoint_id = request.path_params["webhook_id"]
+    secret = await webhooks.rotate_secret(ctx.db, principal.user_id or "", endpoint_id, ctx.now())
+    return Response.json({"id": endpoint_id, "secret": secret})
+
+
+def _limit(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= webhooks.MAX_DELIVERY_PAGE:
+        raise ApiError(
+            "E9004",
+            details={
+                "fields": [{"field": "limit", "message": f"must be 1 to {webhooks.MAX_DELIVERY_PAGE}", "type": "range"}]
+            },
+        )
+    return int(raw)
+
+
+async def list_deliveries(request: Request, ctx: RequestContext) -> Response:
+    principal = require_user(ctx.principal)
+    query = request.query
+    items, next_cursor = await webhooks.list_deliveries(
+        ctx.db,
+        principal.user_id or "",
+        request.path_params["webhook_id"],
+        limit=_limit(query.get("limit", str(webhooks.DEFAULT_DELIVERY_PAGE))),
+        cursor=query.get("cursor") or None,
+    )
+    return Response.json({"items": items, "next_cursor": next_cursor})

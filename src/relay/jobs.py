@@ -1,0 +1,55 @@
+"""The relay's scheduled work and the after-response hook: fan out new events, then send what is due."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core import flags
+from core.context import Services
+from relay import delivery, notify
+
+# Sends started by a request must finish inside ctx.waitUntil's budget: one concurrent wave at most.
+AFTER_RESPONSE_SEND_LIMIT = 10
+
+
+async def dispatch_pending(services: Services, *, send_limit: int = delivery.SEND_LIMIT) -> dict[str, int]:
+    """Fan out undispatched events (≤ 100), then attempt due webhook deliveries and notifications (bounded)."""
+    fanned = await delivery.fan_out(services)
+    webhooks, notifications = await asyncio.gather(
+        delivery.send_due(services, limit=send_limit),
+        notify.send_due(services, limit=send_limit),
+    )
+    report = {f"fanout_{name}": value for name, value in fanned.items()}
+    report |= {f"webhooks_{name}": value for name, value in webhooks.items()}
+    report |= {f"notifications_{name}": value for name, value in notifications.items()}
+    return report
+
+
+async def run(services: Services) -> dict[str, int]:
+    """The cron job (every minute): the same work as after a request, with the larger send bound."""
+    return await dispatch_pending(services)
+
+
+def relay_enabled(services: Services) -> bool:
+    """False only when webhooks and notifications are both fully off (no rollout at all)."""
+    env = services.env
+    return any(flags.rollout_percent(env.get(name) or None) > 0 for name in (flags.WEBHOOKS, flags.NOTIFICATIONS))
+
+
+async def _dispatch_quietly(services: Services) -> None:
+    try:
+        await dispatch_pending(services, send_limit=AFTER_RESPONSE_SEND_LIMIT)
+    except Exception as error:
+        # Nothing is lost: the events stay undispatched / the deliveries due, and the cron job picks them up.
+        services.logger.error("relay_after_response_failed", error_type=type(error).__name__)
+
+
+def after_response(services: Services) -> None:
+    """Schedule the first attempts right after the response (ctx.waitUntil on Workers, a task locally).
+
+    The request pipeline calls this once after any request that may have written events (a mutating
+    method with a 2xx answer is enough); it returns at once and never raises.
+    """
+    if not relay_enabled(services):
+        return
+    services.defer(_dispatch_quietly(services))

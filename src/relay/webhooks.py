@@ -1,0 +1,356 @@
+"""Webhook endpoints: URL rules (no SSRF into private networks), registration, listing, deletion, secret rotation."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.clock import format_time
+from core.errors import ApiError
+from core.ids import new_id
+from db.port import Database
+from relay import signing
+from relay.outbox import EVENT_TYPES
+
+MAX_URL_LENGTH = 2048
+MAX_ENDPOINTS_PER_USER = 20
+MAX_DELIVERY_PAGE = 50
+DEFAULT_DELIVERY_PAGE = 20
+INSECURE_HOSTS = frozenset({"localhost", "127.0.0.1"})
+# Names that reach the host itself or cloud metadata services without being IP literals.
+_BLOCKED_NAMES = frozenset({"localhost", "metadata.google.internal"})
+_LOCAL_SUFFIXES = frozenset({"localhost", "local", "internal"})
+_METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+ENDPOINT_COLUMNS = "id, user_id, url, description, event_types, status, disabled_reason, created_at, updated_at"
+
+
+def _bad_url(reason: str) -> ApiError:
+    return ApiError("E6001", f"Invalid webhook URL: {reason}", {"field": "url", "reason": reason})
+
+
+def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """Hosts like `2130706433`, `0x7f.1` or `127.1` that inet_aton (and so many HTTP stacks) read as IPv4."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_NUMERIC_PART.match(part) for part in parts):
+        return None
+    try:
+        numbers = [int(part, 16) if part.startswith("0x") else int(part, 8 if len(part) > 1 and part[0] == "0" else 10)
+                   for part in parts]  # fmt: skip
+    except ValueError:
+        return None
+    *head, last = numbers
+    if any(number > 255 for number in head) or last >= 256 ** (5 - len(numbers)):
+        return None
+    value = 0
+    for number in head:
+        value = value * 256 + number
+    value = value * 256 ** (5 - len(numbers)) + last
+    return ipaddress.IPv4Address(value)
+
+
+def _ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(literal.split("%", 1)[0])
+    except ValueError:
+        return _legacy_ipv4(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _ip_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if address in _METADATA_ADDRESSES:
+        return "cloud metadata addresses are not allowed"
+    if address.is_unspecified:
+        return "unspecified addresses are not allowed"
+    if address.is_loopback:
+        return "loopback addresses are not allowed"
+    if address.is_link_local:
+        return "link-local addresses are not allowed"
+    if address.is_private:
+        return "private network addresses are not allowed"
+    if address.is_multicast or address.is_reserved or not address.is_global:
+        return "non-public addresses are not allowed"
+    return None
+
+
+def validate_url(url: str, *, allow_insecure: bool = False) -> str:
+    """The URL if a webhook may be sent to it, else 400 E6001 naming the rule it breaks.
+
+    Only literal addresses can be judged here (names are resolved by the runtime later); Workers'
+    outbound fetch cannot reach private networks, which covers names that resolve to them.
+    """
+    if not isinstance(url, str) or not url:
+        raise _bad_url("a URL is required")
+    if len(url) > MAX_URL_LENGTH:
+        raise _bad_url(f"longer than {MAX_URL_LENGTH} characters")
+    if _CONTROL.search(url) or not url.isascii():
+        raise _bad_url("spaces, control and non-ASCII characters are not allowed (use punycode for names)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise _bad_url("malformed URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in {"https", "http"}:
+        raise _bad_url("only https URLs are allowed")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise _bad_url("credentials in the URL are not allowed")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise _bad_url("the URL must have a host")
+    if port == 0:
+        raise _bad_url("port 0 is not allowed")
+    insecure_dev = allow_insecure and host in INSECURE_HOSTS
+    if scheme == "http" and not insecure_dev:
+        raise _bad_url("only https URLs are allowed")
+    address = _ip_of(host)
+    if address is not None:
+        if insecure_dev:
+            return url
+        problem = _ip_problem(address)
+        if problem:
+            raise _bad_url(problem)
+        return url
+    labels = host.split(".")
+    # A numeric last label is no public name: resolvers could still read the whole host as an address.
+    if not all(_LABEL.match(label) for label in labels) or _NUMERIC_PART.match(labels[-1]):
+        raise _bad_url("invalid host name")
+    if insecure_dev:
+        return url
+    if host in _BLOCKED_NAMES or labels[-1] in _LOCAL_SUFFIXES:
+        raise _bad_url("local and metadata host names are not allowed")
+    if len(labels) < 2:
+        # A single label resolves through the server's search domains, i.e. inside its own network.
+        raise _bad_url("the host must be a fully qualified domain name")
+    return url
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A registered endpoint as the API shows it: never its secret."""
+
+    id: str
+    url: str
+    description: str | None
+    event_types: list[str] | None
+    status: str
+    disabled_reason: str | None
+    created_at: str
+    updated_at: str
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "description": self.description,
+            "event_types": self.event_types,
+            "status": self.status,
+            "disabled_reason": self.disabled_reason,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def parse_event_types(raw: str | None) -> list[str] | None:
+    """The stored filter: NULL means every event type."""
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    return [str(item) for item in value] if isinstance(value, list) else None
+
+
+def _endpoint(row: dict[str, Any]) -> Endpoint:
+    return Endpoint(
+        id=row["id"],
+        url=row["url"],
+        description=row["description"],
+        event_types=parse_event_types(row["event_types"]),
+        status=row["status"],
+        disabled_reason=row["disabled_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def normalize_event_types(event_types: list[str] | None) -> list[str] | None:
+    """Dedupe, keep the catalogue order; unknown names → 400 E9004 (the API model refuses them first)."""
+    if event_types is None:
+        return None
+    unknown = sorted(set(event_types) - set(EVENT_TYPES))
+    if unknown:
+        raise ApiError(
+            "E9004",
+            details={
+                "fields": [{"field": "event_types", "message": f"unknown event types: {unknown}", "type": "enum"}]
+            },
+        )
+    if not event_types:
+        raise ApiError(
+            "E9004",
+            details={
+                "fields": [
+                    {
+                        "field": "event_types",
+                        "message": "name at least one event type, or leave it out for all",
+                        "type": "too_short",
+                    }
+                ]
+            },
+        )
+    return [name for name in EVENT_TYPES if name in set(event_types)]
+
+
+async def create_endpoint(
+    db: Database,
+    user_id: str,
+    url: str,
+    description: str | None,
+    event_types: list[str] | None,
+    now: datetime,
+    *,
+    allow_insecure: bool,
+) -> tuple[Endpoint, str]:
+    """Register an endpoint; returns it with its secret, which is shown to the caller only now."""
+    url = validate_url(url, allow_insecure=allow_insecure)
+    types = normalize_event_types(event_types)
+    endpoint_id, secret, stamp = new_id(), signing.new_secret(), format_time(now)
+    stored_types = json.dumps(types, separators=(",", ":")) if types is not None else None
+    # The count and the insert are one statement, so concurrent registrations cannot pass the cap together.
+    result = (
+        await db.prepare(
+            "INSERT INTO webhook_endpoints (id, user_id, url, description, event_types, secret, status, created_at,"
+            " updated_at) SELECT ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?"
+            " WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE user_id = ? AND status <> 'DELETED') < ?"
+        )
+        .bind(
+            endpoint_id, user_id, url, description, stored_types, secret, stamp, stamp, user_id, MAX_ENDPOINTS_PER_USER
+        )
+        .run()
+    )
+    if result.changes != 1:
+        raise ApiError(
+            "E9004",
+            f"At most {MAX_ENDPOINTS_PER_USER} webhook endpoints per user; delete one first",
+            {"fields": [{"field": "url", "message": "endpoint limit reached", "type": "limit"}]},
+        )
+    endpoint = Endpoint(endpoint_id, url, description, types, "ACTIVE", None, stamp, stamp)
+    return endpoint, secret
+
+
+async def list_endpoints(db: Database, user_id: str) -> list[Endpoint]:
+    result = (
+        await db.prepare(
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ? AND status <> 'DELETED'"  # noqa: S608
+            " ORDER BY created_at, id"
+        )
+        .bind(user_id)
+        .all()
+    )
+    return [_endpoint(row) for row in result.results]
+
+
+async def get_endpoint(db: Database, user_id: str, endpoint_id: str) -> Endpoint:
+    """The caller's own endpoint; anyone else's (or a deleted one) is 404 E6002, so existence never leaks."""
+    row = (
+        await db.prepare(
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND user_id = ? AND status <> 'DELETED'"  # noqa: S608
+        )
+        .bind(endpoint_id, user_id)
+        .first()
+    )
+    if row is None:
+        raise ApiError("E6002")
+    return _endpoint(row)
+
+
+async def delete_endpoint(db: Database, user_id: str, endpoint_id: str, now: datetime) -> None:
+    """Soft-delete (deliveries keep their history) and cancel what was still waiting to be sent."""
+    stamp = format_time(now)
+    results = await db.batch(
+        [
+            db.prepare(
+                "UPDATE webhook_deliveries SET status = 'CANCELLED', lease_until = NULL, lease_owner = NULL,"
+                " updated_at = ? WHERE endpoint_id = ? AND status = 'PENDING' AND EXISTS ("
+                "SELECT 1 FROM webhook_endpoints WHERE id = ? AND user_id = ? AND status <> 'DELETED')"
+            ).bind(stamp, endpoint_id, endpoint_id, user_id),
+            db.prepare(
+                "UPDATE webhook_endpoints SET status = 'DELETED', secret = ?, updated_at = ?"
+                " WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
+            ).bind(signing.new_secret(), stamp, endpoint_id, user_id),
+        ]
+    )
+    if results[-1].changes != 1:
+        raise ApiError("E6002")
+
+
+async def rotate_secret(db: Database, user_id: str, endpoint_id: str, now: datetime) -> str:
+    """A new secret; every attempt from now on (retries included) is signed with it."""
+    secret = signing.new_secret()
+    result = (
+        await db.prepare(
+            "UPDATE webhook_endpoints SET secret = ?, updated_at = ? WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
+        )
+        .bind(secret, format_time(now), endpoint_id, user_id)
+        .run()
+    )
+    if result.changes != 1:
+        raise ApiError("E6002")
+    return secret
+
+
+def _encode_cursor(created_at: str, delivery_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at}|{delivery_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        created_at, delivery_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|", 1)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(
+            "E9004", details={"fields": [{"field": "cursor", "message": "invalid cursor", "type": "value_error"}]}
+        ) from None
+    return created_at, delivery_id
+
+
+async def list_deliveries(
+    db: Database, user_id: str, endpoint_id: str, *, limit: int = DEFAULT_DELIVERY_PAGE, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """An endpoint's deliveries, newest first, each with its attempts (status, duration, error; never bodies)."""
+    await get_endpoint(db, user_id, endpoint_id)
+    sql = (
+        "SELECT d.id, d.event_id, e.type AS event_type, d.status, d.attempt_count, d.next_attempt_at,"
+        " d.last_status_code, d.last_error, d.created_at, d.updated_at, d.delivered_at"
+        " FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.endpoint_id = ?"
+    )
+    params: list[Any] = [endpoint_id]
+    if cursor:
+        created_at, delivery_id = _decode_cursor(cursor)
+        sql += " AND (d.created_at < ? OR (d.created_at = ? AND d.id < ?))"
+        params += [created_at, created_at, delivery_id]
+    sql += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
+    rows = (await db.prepare(sql).bind(*params, limit + 1).all()).results
+    next_cursor = _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    rows = rows[:limit]
+    attempts: dict[str, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
+    if rows:
+        marks = ", ".join("?" for _ in rows)
+        columns = "delivery_id, attempt_number, started_at, duration_ms, status_code, error"
+        sql = f"SELECT {columns} FROM webhook_attempts WHERE delivery_id IN ({marks}) ORDER BY attempt_number"  # noqa: S608
+        found = await db.prepare(sql).bind(*attempts).all()
+        for attempt in found.results:
+            delivery_id = attempt.pop("delivery_id")
+            attempts[delivery_id].append(attempt)
+    items = [{**row, "webhook_id": "msg_" + row["id"], "attempts": attempts[row["id"]]} for row in rows]
+    return items, next_cursor
