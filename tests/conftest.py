@@ -38,6 +38,8 @@ BASE_VARS = {
     "RATE_LIMIT_GATEKEEPER": "1000000",
     "RATE_LIMIT_CHALLENGES": "1000000",
     "RATE_LIMIT_WEBHOOKS": "1000000",
+    # Tests drive relay dispatch explicitly; test_relay_first_attempt.py covers the automatic first attempt.
+    "RELAY_DISPATCH_AFTER_RESPONSE": "false",
 }
 
 

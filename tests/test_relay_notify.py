@@ -324,7 +324,10 @@ async def test_overlapping_runs_send_each_notification_once(client, services, pa
 
 
 @pytest.mark.httpx_mock(should_mock=lambda request: request.url.host != "127.0.0.1")
-async def test_one_event_reaches_webhook_email_and_sms(client, services, parties, providers, httpx_mock, receivers):
+async def test_one_event_reaches_webhook_email_and_sms(
+    client, services, parties, providers, httpx_mock, receivers, env_vars
+):
+    env_vars["RELAY_DISPATCH_AFTER_RESPONSE"] = "true"
     ok_responses(httpx_mock)
     receiver = receivers(lambda index: Reply(200))
     (_, _), (_, counterparty_token) = parties

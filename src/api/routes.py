@@ -119,4 +119,8 @@ ROUTES.extend(relay_routes.ROUTES)
 
 
 def build_app() -> App:
-    return App(ROUTES)
+    from relay.jobs import after_response
+
+    # Every successful write may have recorded events: their first delivery attempt starts right after
+    # the response (ctx.waitUntil on Workers, a background task locally).
+    return App(ROUTES, after_write=after_response)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core import cors, ratelimit
 from core.auth import require_admin, require_user, resolve_principal
@@ -23,8 +23,10 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 class App:
     """Dispatches requests to the route table; never lets an exception escape as anything but E9001."""
 
-    def __init__(self, routes: Sequence[Route]) -> None:
+    def __init__(self, routes: Sequence[Route], *, after_write: Callable[[Services], None] | None = None) -> None:
         self.router = Router(routes)
+        # Called after each successful write (e.g. start delivering the events it recorded); must not raise.
+        self.after_write = after_write
 
     async def handle(self, request: Request, services: Services) -> Response:
         started = time.perf_counter()
@@ -53,6 +55,8 @@ class App:
                 where=traceback.format_tb(error.__traceback__)[-3:],
             )
             response = Response.error(ApiError("E9001", details={"request_id": request.request_id}))
+        if self.after_write is not None and request.method in _BODY_METHODS | {"DELETE"} and response.status < 400:
+            self.after_write(services)
         if request.method == "HEAD":
             response.body = b""
         response.headers["x-request-id"] = request.request_id

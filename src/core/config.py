@@ -29,8 +29,11 @@ class Env:
         except ValueError:
             return default
 
-    def bool(self, name: str) -> bool:
-        return flags.rollout_percent(self.get(name) or None) >= 100
+    def bool(self, name: str, *, default: bool = False) -> bool:
+        raw = self.get(name).strip()
+        if not raw:
+            return default
+        return flags.rollout_percent(raw) >= 100
 
     def flag(self, name: str, subject: str = "") -> bool:
         return flags.is_enabled(name, self.get(name) or None, subject)

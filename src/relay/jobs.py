@@ -44,12 +44,16 @@ async def _dispatch_quietly(services: Services) -> None:
         services.logger.error("relay_after_response_failed", error_type=type(error).__name__)
 
 
+# Off only where a caller wants to drive dispatch by hand (most relay tests); production leaves it on.
+AFTER_RESPONSE_ENV = "RELAY_DISPATCH_AFTER_RESPONSE"
+
+
 def after_response(services: Services) -> None:
     """Schedule the first attempts right after the response (ctx.waitUntil on Workers, a task locally).
 
     The request pipeline calls this once after any request that may have written events (a mutating
     method with a 2xx answer is enough); it returns at once and never raises.
     """
-    if not relay_enabled(services):
+    if not relay_enabled(services) or not services.env.bool(AFTER_RESPONSE_ENV, default=True):
         return
     services.defer(_dispatch_quietly(services))
