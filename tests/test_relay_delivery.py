@@ -318,7 +318,8 @@ async def test_an_expired_lease_is_taken_over_and_the_late_record_is_ignored(cli
     assert stored["status"] == "DELIVERED" and len(await attempts_of(services, stored["id"])) == 1
 
 
-async def test_after_response_sends_the_first_attempt_in_the_background(client, services, receivers, alice):
+async def test_after_response_sends_the_first_attempt_in_the_background(client, services, receivers, alice, env_vars):
+    env_vars["RELAY_DISPATCH_AFTER_RESPONSE"] = "true"
     receiver = receivers()
     _, token = alice
     await register(client, token, receiver)
