@@ -21,6 +21,8 @@ from tests.support.client import ApiClient
 HMAC_SECRET = "test-hmac-secret-0123456789abcdef-0123"
 ADMIN_TOKEN = "test-admin-token-not-a-real-secret"
 MIGRATIONS = PROJECT_ROOT / "db" / "migrations"
+# The real anvil chain fixtures (`anvil`, `chain`, `fresh_anvil`): started only by tests that ask for them.
+pytest_plugins = ["tests.support.anvil"]
 
 BASE_VARS = {
     "HMAC_SECRET": HMAC_SECRET,

@@ -12,14 +12,12 @@ from eth_account import Account
 from eth_account.messages import defunct_hash_message, encode_defunct
 from eth_utils import keccak
 
-from tests.support.anvil import (  # noqa: F401 - anvil/fresh_anvil are fixtures
+from tests.support.anvil import (
     REPO_ROOT,
     AnvilError,
     AnvilNode,
     RpcError,
-    anvil,
     find_anvil_binary,
-    fresh_anvil,
 )
 from tests.support.contracts import (
     ARTIFACTS_DIR,
@@ -39,7 +37,7 @@ INVALID = bytes.fromhex("ffffffff")
 
 
 @pytest.fixture
-def isolated(anvil: AnvilNode) -> Iterator[AnvilNode]:  # noqa: F811
+def isolated(anvil: AnvilNode) -> Iterator[AnvilNode]:
     """The session node, with every state change of the test reverted afterwards."""
     snap = anvil.snapshot()
     yield anvil
@@ -72,7 +70,7 @@ def _live_group_members(pgid: int) -> list[int]:
 # -- node ------------------------------------------------------------------------------------------
 
 
-def test_node_reports_chain_id_and_dev_accounts(anvil: AnvilNode) -> None:  # noqa: F811
+def test_node_reports_chain_id_and_dev_accounts(anvil: AnvilNode) -> None:
     assert anvil.running
     assert anvil.url.startswith("http://127.0.0.1:")
     assert int(anvil.rpc("eth_chainId"), 16) == 31337
@@ -96,7 +94,7 @@ def test_mine_and_block_number(isolated: AnvilNode) -> None:
     assert isolated.block_number() == start + 4
 
 
-def test_snapshot_revert_restores_state(anvil: AnvilNode) -> None:  # noqa: F811
+def test_snapshot_revert_restores_state(anvil: AnvilNode) -> None:
     address = Account.create().address
     snap = anvil.snapshot()
     anvil.set_balance(address, 5)
@@ -104,7 +102,7 @@ def test_snapshot_revert_restores_state(anvil: AnvilNode) -> None:  # noqa: F811
     assert anvil.get_balance(address) == 0
 
 
-def test_rpc_error_is_raised(anvil: AnvilNode) -> None:  # noqa: F811
+def test_rpc_error_is_raised(anvil: AnvilNode) -> None:
     with pytest.raises(RpcError) as info:
         anvil.rpc("eth_noSuchMethod", [])
     assert info.value.method == "eth_noSuchMethod"
@@ -147,7 +145,7 @@ def test_node_wrapper_fallback_leaves_no_live_process() -> None:
         os.killpg(pid, 0)
 
 
-def test_fresh_anvil_is_a_separate_node(fresh_anvil: AnvilNode, anvil: AnvilNode) -> None:  # noqa: F811
+def test_fresh_anvil_is_a_separate_node(fresh_anvil: AnvilNode, anvil: AnvilNode) -> None:
     assert fresh_anvil.url != anvil.url
     address = Account.create().address
     fresh_anvil.set_balance(address, 7)
@@ -155,7 +153,7 @@ def test_fresh_anvil_is_a_separate_node(fresh_anvil: AnvilNode, anvil: AnvilNode
     assert anvil.get_balance(address) == 0
 
 
-def test_fixed_port_in_use_is_refused(anvil: AnvilNode) -> None:  # noqa: F811
+def test_fixed_port_in_use_is_refused(anvil: AnvilNode) -> None:
     with pytest.raises(AnvilError, match="already in use"):
         AnvilNode(port=anvil.port).start()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from local.anvil import AnvilNode
-from tests.support.anvil import anvil  # noqa: F401
 from tests.support.contracts import deploy, transact
 
 ETH = 10**18
@@ -24,13 +22,6 @@ TOKENS = 100 * 10**18
 def sign(message: str, key: str) -> str:
     signature = Account.sign_message(encode_defunct(text=message), private_key=key).signature.hex()
     return signature if signature.startswith("0x") else "0x" + signature
-
-
-@pytest.fixture
-def chain(anvil: AnvilNode) -> Iterator[AnvilNode]:  # noqa: F811
-    snapshot = anvil.snapshot()
-    yield anvil
-    anvil.revert(snapshot)
 
 
 @pytest.fixture

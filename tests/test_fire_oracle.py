@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from api.jobs import run_scheduled
 from local.anvil import AnvilNode
-from tests.support.anvil import anvil  # noqa: F401
 from tests.support.contracts import deploy, transact
 
 BOND = "100"
 THRESHOLD = 2000 * 10**8  # the feed has 8 decimals
 
 
-@pytest.fixture
-def chain(anvil: AnvilNode, env_vars) -> Iterator[AnvilNode]:  # noqa: F811
-    snapshot = anvil.snapshot()
-    env_vars["RPC_URL_LOCAL"] = anvil.url
+@pytest.fixture(autouse=True)
+def oracle_env(env_vars, chain: AnvilNode) -> None:
+    env_vars["RPC_URL_LOCAL"] = chain.url
     env_vars["RPC_PUBLIC_FALLBACKS"] = "false"
     env_vars["RPC_TIMEOUT_SECONDS"] = "5"
     env_vars["ORACLE_MAX_AGE_SECONDS"] = "3600"
-    yield anvil
-    anvil.revert(snapshot)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from core.context import Services
 from core.logging import MemoryLogSink
 from gatekeeper import funds
 from local.anvil import AnvilNode
-from tests.support.anvil import anvil, fresh_anvil  # noqa: F401
 from tests.support.client import ApiClient
 from tests.support.contracts import deploy, transact
 
@@ -102,14 +101,6 @@ class CountingProxy:
         self._server.shutdown()
         self._server.server_close()
         self._http.close()
-
-
-@pytest.fixture
-def chain(anvil: AnvilNode) -> Iterator[AnvilNode]:  # noqa: F811
-    """The shared node, with this test's changes rolled back afterwards."""
-    snapshot = anvil.snapshot()
-    yield anvil
-    anvil.revert(snapshot)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from chain.provider import DEFAULT_RPC_TIMEOUT_SECONDS, build_rpc_client, rpc_ti
 from chain.rpc import JsonRpcClient, RpcUnavailable
 from chain.signatures import eip191_message_hash, signature_to_bytes65
 from core.config import Env
-from tests.support.anvil import AnvilNode, anvil  # noqa: F401 (session fixture)
+from local.anvil import AnvilNode
 from tests.support.contracts import deploy
 from tests.test_wallet_support import (
     KEY_ALICE,
@@ -36,13 +36,13 @@ STRANGER_KEY = KEY_BOB
 
 
 @pytest.fixture(scope="module")
-def contract_wallet(anvil: AnvilNode) -> str:  # noqa: F811
+def contract_wallet(anvil: AnvilNode) -> str:
     """A ContractWallet owned by OWNER_KEY's address; checksummed address."""
     return deploy(anvil, "ContractWallet", address_of(OWNER_KEY))
 
 
 @pytest.fixture
-def on_anvil(env_vars: dict[str, str], anvil: AnvilNode) -> AnvilNode:  # noqa: F811
+def on_anvil(env_vars: dict[str, str], anvil: AnvilNode) -> AnvilNode:
     """Request before `client`: points the `local` network (eip155:31337) at the test chain."""
     env_vars["RPC_URL_LOCAL"] = anvil.url
     return anvil
@@ -95,7 +95,7 @@ async def test_eoa_on_the_local_chain_needs_no_contract(on_anvil, client):
     assert response.status == 200
 
 
-async def test_is_valid_signature_against_the_real_contract(anvil, contract_wallet):  # noqa: F811
+async def test_is_valid_signature_against_the_real_contract(anvil, contract_wallet):
     message = "TattleHash Gatekeeper — wallet ownership"
     digest = eip191_message_hash(message)
     async with httpx.AsyncClient() as http:

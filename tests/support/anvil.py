@@ -29,6 +29,7 @@ __all__ = [
     "AnvilNode",
     "RpcError",
     "anvil",
+    "chain",
     "find_anvil_binary",
     "free_port",
     "fresh_anvil",
@@ -50,3 +51,11 @@ def fresh_anvil() -> Iterator[AnvilNode]:
     """A new anvil node (chain id 31337) for a single test, stopped afterwards."""
     with AnvilNode() as node:
         yield node
+
+
+@pytest.fixture
+def chain(anvil: AnvilNode) -> Iterator[AnvilNode]:
+    """The shared node, with this test's changes rolled back afterwards (snapshot / revert)."""
+    snapshot = anvil.snapshot()
+    yield anvil
+    anvil.revert(snapshot)
