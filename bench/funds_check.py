@@ -25,6 +25,7 @@ for entry in (str(ROOT / "src"), str(ROOT)):
 
 import httpx  # noqa: E402
 
+from bench.limits import UNLIMITED  # noqa: E402
 from local.anvil import AnvilNode  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
@@ -50,6 +51,7 @@ def run(iterations: int) -> dict[str, dict[str, float]]:
         node.set_balance(wallet, 10**18)
         env = {
             "HMAC_SECRET": secrets.token_hex(32),
+            **UNLIMITED,
             "FF_GATEKEEPER_V2": "true",
             "RPC_URL_LOCAL": node.url,
             "RPC_PUBLIC_FALLBACKS": "false",

@@ -34,6 +34,7 @@ import httpx  # noqa: E402
 from eth_account import Account  # noqa: E402
 from eth_account.messages import encode_defunct  # noqa: E402
 
+from bench.limits import UNLIMITED  # noqa: E402
 from chain.signatures import (  # noqa: E402
     CoinCurveBackend,
     PureBackend,
@@ -50,6 +51,7 @@ VERIFY = "/gatekeeper/v2/wallet/verify"
 def server_vars() -> dict[str, str]:
     return {
         "HMAC_SECRET": secrets.token_hex(32),
+        **UNLIMITED,
         "ADMIN_TOKEN": secrets.token_hex(16),
         "FF_GATEKEEPER_V2": "true",
         "WALLET_CHALLENGE_TTL_SECONDS": "600",
