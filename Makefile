@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 LINT_PATHS := $(wildcard src tests bench scripts)
 
-.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install browser
+.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install browser docs
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -53,6 +53,10 @@ lint: $(PY_STAMP)
 fmt: $(PY_STAMP)
 	$(PY) -m ruff check --fix $(LINT_PATHS)
 	$(PY) -m ruff format $(LINT_PATHS)
+
+# docs/api.md from the OpenAPI document the app serves (tests/test_docs.py fails when it is stale).
+docs: $(PY_STAMP)
+	$(PY) scripts/api_reference.py
 
 # The load bench (issue 8): wrk from Debian drives the server; prints req/s, p50, p99, errors, peak RSS.
 bench: install

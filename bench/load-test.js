@@ -1,8 +1,8 @@
 // k6 load test against a deployed Worker: the same mixed scenario as `make bench`, with the seed's targets
 // as thresholds. Run: BASE_URL=https://preview.api.tattlehash.com API_KEY=thk_... CHALLENGE_ID=<uuid> \
 //   k6 run --vus 100 --duration 60s bench/load-test.js
-// One client is one IP and one user: raise RATE_LIMIT_GATEKEEPER / RATE_LIMIT_CHALLENGES (or the
-// [[ratelimits]] limits) on the preview Worker for the run, or every request past the limit is a 429.
+// One client is one IP and one user: raise the preview Worker's [[ratelimits]] simple.limit values in
+// wrangler.toml for the run (or use many keys), or every request past the limit is a 429.
 import http from "k6/http";
 import { check } from "k6";
 

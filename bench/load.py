@@ -20,6 +20,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from bench.limits import UNLIMITED  # noqa: E402
 from tests.support.server import LiveServer, free_port  # noqa: E402
 
 ADMIN_TOKEN = "bench-admin-token"
@@ -76,9 +77,7 @@ def bench_app(workdir: Path) -> tuple[dict[str, float], float]:
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "FF_GATEKEEPER_V2": "true",
         "FF_CHALLENGES": "true",
-        # The bench measures the server, not the limiter refusing it.
-        "RATE_LIMIT_GATEKEEPER": "100000000",
-        "RATE_LIMIT_CHALLENGES": "100000000",
+        **UNLIMITED,
     }
     server = LiveServer(workdir, env_vars, extra_args=["--no-chain", "--no-cron", "--workers", WORKERS]).start()
     try:

@@ -37,11 +37,15 @@ BASE_VARS = {
     "SIWE_ALLOWED_DOMAINS": "tattlehash.test,localhost",
     "PUBLIC_BASE_URL": "https://tattlehash.test",
     # Real limits are tested in test_rate_limits.py; elsewhere they would only get in the way.
-    "RATE_LIMIT_GATEKEEPER": "1000000",
-    "RATE_LIMIT_CHALLENGES": "1000000",
-    "RATE_LIMIT_WEBHOOKS": "1000000",
+    "RATE_LIMIT_GATEKEEPER_PER_MINUTE": "1000000",
+    "RATE_LIMIT_CHALLENGES_PER_MINUTE": "1000000",
+    "RATE_LIMIT_WEBHOOKS_PER_MINUTE": "1000000",
     # Tests drive relay dispatch explicitly; test_relay_first_attempt.py covers the automatic first attempt.
     "RELAY_DISPATCH_AFTER_RESPONSE": "false",
+    # No test may reach a public RPC provider: networks are served only by what a test configures.
+    "RPC_PUBLIC_FALLBACKS": "false",
+    # eth-mainnet stays usable for requirements, but any call to it fails fast on loopback.
+    "RPC_URL_ETH_MAINNET": "http://127.0.0.1:9/",
 }
 
 

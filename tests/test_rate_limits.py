@@ -9,7 +9,11 @@ from core.ratelimit import SlidingWindowLimiter, WorkersBindingLimiter
 
 @pytest.fixture
 def real_limits(env_vars):
-    env_vars.update(RATE_LIMIT_GATEKEEPER="60", RATE_LIMIT_CHALLENGES="30", RATE_LIMIT_WEBHOOKS="10")
+    env_vars.update(
+        RATE_LIMIT_GATEKEEPER_PER_MINUTE="60",
+        RATE_LIMIT_CHALLENGES_PER_MINUTE="30",
+        RATE_LIMIT_WEBHOOKS_PER_MINUTE="10",
+    )
 
 
 async def test_gatekeeper_is_60_per_minute_per_ip(real_limits, client, clock):

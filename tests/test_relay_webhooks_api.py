@@ -198,3 +198,12 @@ async def test_needs_a_user_and_the_flag(client, alice, env_vars):
     env_vars["FF_WEBHOOKS"] = "false"
     response = await client.post("/webhooks", json={"url": HOOK}, token=alice[1])
     assert (response.status, response.error_code) == (503, "E9010")
+
+
+async def test_deliveries_limit_refuses_non_ascii_digits(client, make_user):
+    _, token = await make_user()
+    for raw in ("5²", "٣", "0", "x"):
+        response = await client.get(
+            "/webhooks/2b1f3c1e-1111-4111-8111-111111111111/deliveries", token=token, query={"limit": raw}
+        )
+        assert (response.status, response.error_code) == (400, "E9004"), raw

@@ -61,11 +61,22 @@ def _seed(db_path, mode, status, creator_id, counterparty_id):
         connection.execute(
             "INSERT INTO challenges (id, mode, status, version, title, creator_user_id, counterparty_user_id,"
             " created_at, updated_at, intent_locked_at, initiator_hash) VALUES (?, ?, ?, 0, 't', ?, ?, ?, ?, ?, ?)",
-            (challenge_id, mode, status, creator_id, None if mode == "SOLO" else counterparty_id, stamp, stamp,
-             stamp, "0" * 64),
+            (
+                challenge_id,
+                mode,
+                status,
+                creator_id,
+                None if mode == "SOLO" else counterparty_id,
+                stamp,
+                stamp,
+                stamp,
+                "0" * 64,
+            ),
         )
         if mode == "ENFORCED":
-            connection.execute("INSERT INTO enforced_configs VALUES (?, 900, 86400, 259200, NULL, NULL)", (challenge_id,))
+            connection.execute(
+                "INSERT INTO enforced_configs VALUES (?, 900, 86400, 259200, NULL, NULL)", (challenge_id,)
+            )
     return challenge_id
 
 

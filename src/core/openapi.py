@@ -61,7 +61,8 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            # An empty body reads as {} (core.http.Request.json): only a model with required fields needs one.
+            "required": any(field.is_required() for field in route.body.model_fields.values()),  # type: ignore[attr-defined]
             "content": {"application/json": {"schema": _schema(route.body, components)}},
         }
     success: dict[str, Any] = {"description": "Success"}

@@ -45,8 +45,11 @@ class RateLimiter(Protocol):
 
 
 def limit_for(env: Env, group: str) -> int:
-    """RATE_LIMIT_<GROUP> overrides the default (operators tune it; tests raise it)."""
-    return env.int(f"RATE_LIMIT_{group.upper()}", GROUPS[group][0])
+    """RATE_LIMIT_<GROUP>_PER_MINUTE overrides the default for the local limiter (tests, benches).
+
+    On Workers the [[ratelimits]] binding of the group decides (its name is RATE_LIMIT_<GROUP>).
+    """
+    return env.int(f"RATE_LIMIT_{group.upper()}_PER_MINUTE", GROUPS[group][0])
 
 
 def subject(group: str, user_id: str | None, client_ip: str) -> str:

@@ -32,3 +32,12 @@ def validate_body(model: type[ModelT], data: Any) -> ModelT:
         return model.model_validate(data)
     except ValidationError as error:
         raise ApiError("E9004", details={"fields": field_errors(error)}) from None
+
+
+def page_limit(raw: str, *, maximum: int) -> int:
+    """A `limit` query parameter: ASCII digits only (str.isdigit() also takes "²", which int() refuses)."""
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+        raise ApiError(
+            "E9004", details={"fields": [{"field": "limit", "message": f"must be 1 to {maximum}", "type": "range"}]}
+        )
+    return int(raw)

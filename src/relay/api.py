@@ -8,9 +8,9 @@ from pydantic import Field
 
 from core.auth import require_user
 from core.context import RequestContext
-from core.errors import ApiError
 from core.http import Request, Response
 from core.schemas import OutModel, StrictModel
+from core.validation import page_limit
 from relay import webhooks
 from relay.outbox import EVENT_TYPES
 
@@ -115,14 +115,7 @@ async def rotate_secret(request: Request, ctx: RequestContext) -> Response:
 
 
 def _limit(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= webhooks.MAX_DELIVERY_PAGE:
-        raise ApiError(
-            "E9004",
-            details={
-                "fields": [{"field": "limit", "message": f"must be 1 to {webhooks.MAX_DELIVERY_PAGE}", "type": "range"}]
-            },
-        )
-    return int(raw)
+    return page_limit(raw, maximum=webhooks.MAX_DELIVERY_PAGE)
 
 
 async def list_deliveries(request: Request, ctx: RequestContext) -> Response:
