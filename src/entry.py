@@ -83,6 +83,7 @@ def to_runtime_response(response: Response) -> Any:
 
 _app: Any = None
 _local_limiter: Any = None
+_block_cache: Any = None
 
 
 def shared_app() -> Any:
@@ -101,9 +102,13 @@ def services_for(js_env: Any, ctx: Any) -> Services:
     def defer(work: Any) -> None:
         ctx.waitUntil(asyncio.ensure_future(work))
 
-    global _local_limiter
+    global _local_limiter, _block_cache
+    from chain.blockcache import BlockCache
     from core.ratelimit import SlidingWindowLimiter, WorkersBindingLimiter
 
+    if _block_cache is None:
+        # Per isolate, shared by its requests: a warm isolate pins funds checks in one RPC request.
+        _block_cache = BlockCache()
     if _local_limiter is None:
         # Only used for a group whose [[ratelimits]] binding is missing: exact, but per isolate.
         _local_limiter = SlidingWindowLimiter()
@@ -112,6 +117,7 @@ def services_for(js_env: Any, ctx: Any) -> Services:
         db=D1Database(getattr(js_env, D1_BINDING)),
         defer=defer,
         rate_limiter=WorkersBindingLimiter(js_env, _local_limiter),
+        block_cache=_block_cache,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from accounts.users import issue_api_key
+from chain.blockcache import BlockCache
 from core.clock import ManualClock
 from core.config import Env
 from core.context import Services
@@ -74,7 +75,12 @@ def env_vars() -> dict[str, str]:
 def services(db_path: Path, env_vars: dict[str, str], clock: ManualClock, log_sink: MemoryLogSink) -> Services:
     database = open_database(db_path, MIGRATIONS)
     return Services(
-        env=Env(env_vars), db=database, clock=clock, logger=Logger(log_sink), rate_limiter=SlidingWindowLimiter()
+        env=Env(env_vars),
+        db=database,
+        clock=clock,
+        logger=Logger(log_sink),
+        rate_limiter=SlidingWindowLimiter(),
+        block_cache=BlockCache(),
     )
 
 

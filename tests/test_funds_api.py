@@ -55,6 +55,8 @@ def rpc_env(env_vars: dict[str, str], extra_env: dict[str, str | None]) -> dict[
     env_vars["RPC_URL_ETH_MAINNET"] = ENDPOINTS
     env_vars["RPC_PUBLIC_FALLBACKS"] = "false"
     env_vars["RPC_TIMEOUT_SECONDS"] = "0.5"
+    # Each check asks for the head first; the one-request warm path is tested in test_funds_chain.py.
+    env_vars["FUNDS_BLOCK_MAX_AGE_SECONDS"] = "0"
     for name, value in extra_env.items():
         if value is None:
             env_vars.pop(name, None)
@@ -151,8 +153,8 @@ async def test_check_reads_at_one_block_in_two_requests(api: ApiClient, node: Fa
     first, second = (payload for _, payload in node.requests)
     assert first["method"] == "eth_blockNumber"
     methods = [call["method"] for call in second]
-    assert methods == ["eth_chainId", "eth_getCode", "eth_call"]
-    assert all(call["params"][-1] == hex(BLOCK) for call in second if call["method"] != "eth_chainId")
+    assert methods == ["eth_blockNumber", "eth_chainId", "eth_getCode", "eth_call"]
+    assert all(call["params"][-1] == hex(BLOCK) for call in second[2:])
 
 
 # -- RPC failures: every one a 502 E2004 (or a success after failover), never a 500 or a hang ---------------
@@ -276,7 +278,10 @@ async def test_an_endpoint_on_the_wrong_chain_is_skipped(
     def sepolia_on_a(request: httpx.Request, payload: Any, n: int) -> httpx.Response | None:
         if request.url.host == "rpc-a.test" and isinstance(payload, list):
             answer = node.answer(payload)
-            answer[0]["result"] = hex(11155111)
+            chain_ids = {call["id"] for call in payload if call["method"] == "eth_chainId"}
+            for item in answer:
+                if item["id"] in chain_ids:
+                    item["result"] = hex(11155111)
             return httpx.Response(200, json=answer)
         return None
 

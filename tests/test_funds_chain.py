@@ -17,6 +17,7 @@ import pytest
 
 from chain.address import to_checksum_address
 from chain.networks import network_by_name
+from chain.provider import build_rpc_client
 from core.config import Env
 from core.context import Services
 from core.logging import MemoryLogSink
@@ -115,6 +116,9 @@ def chain_env(env_vars: dict[str, str], proxy: CountingProxy) -> dict[str, str]:
     env_vars["RPC_URL_LOCAL"] = proxy.url
     env_vars["RPC_PUBLIC_FALLBACKS"] = "false"
     env_vars["RPC_TIMEOUT_SECONDS"] = "5"
+    # Every check here asks for the head first (cold): these tests deploy and mine between checks.
+    # The warm path (one request, pinned to a recently seen head) has its own test below.
+    env_vars["FUNDS_BLOCK_MAX_AGE_SECONDS"] = "0"
     return env_vars
 
 
@@ -280,6 +284,7 @@ async def test_k_requirements_on_one_network_cost_two_http_requests(
     block = results[0].block_number
     assert {result.block_number for result in results} == {block}
     assert [call["method"] for call in batch] == [
+        "eth_blockNumber",  # keeps the remembered head fresh for the next check
         "eth_chainId",
         "eth_getCode",  # the token, once
         "eth_getBalance",  # rich (both thresholds share it)
@@ -287,7 +292,52 @@ async def test_k_requirements_on_one_network_cost_two_http_requests(
         "eth_call",
         "eth_getBalance",  # poor
     ]
-    assert all(call["params"][-1] == hex(block) for call in batch[1:])
+    assert all(call["params"][-1] == hex(block) for call in batch[2:])
+
+
+async def test_k_requirements_cost_one_http_request_once_the_head_is_known(
+    chain_env: dict[str, str], services: Services, chain: AnvilNode, proxy: CountingProxy, token: str
+) -> None:
+    chain_env["FUNDS_BLOCK_MAX_AGE_SECONDS"] = "15"
+    rich = new_wallet()
+    chain.set_balance(rich, 10**18)
+    transact(chain, token, "setBalance", [rich, 500])
+    local = network_by_name("local", services.env.as_dict())
+    requirements = [
+        funds.FundsRequirement(rich, local, "NATIVE", 10**18),
+        funds.FundsRequirement(rich, local, "ERC20", 500, token_address=token),
+        funds.FundsRequirement(rich, local, "ERC20", 501, token_address=token),
+        funds.FundsRequirement(new_wallet(), local, "NATIVE", 1),
+    ]
+    await funds.check_requirements(services, requirements)  # cold: learns the head
+    head = chain.block_number()
+    proxy.payloads.clear()
+    results = await funds.check_requirements(services, requirements)
+    assert [result.status for result in results] == ["PASSED", "PASSED", "FAILED", "FAILED"]
+    assert len(proxy.payloads) == 1, "k requirements on one network: exactly one HTTP request"
+    (batch,) = proxy.payloads
+    assert {result.block_number for result in results} == {head}
+    assert batch[0]["method"] == "eth_blockNumber"
+    assert all(call["params"][-1] == hex(head) for call in batch[2:])  # every read pinned to one block
+    # An older head is not reused: past the max age the check asks again (2 requests).
+    services.clock.advance(16)
+    proxy.payloads.clear()
+    await funds.check_requirements(services, requirements)
+    assert len(proxy.payloads) == 2
+
+
+async def test_a_remembered_head_the_node_does_not_know_falls_back(
+    chain_env: dict[str, str], services: Services, chain: AnvilNode, proxy: CountingProxy
+) -> None:
+    chain_env["FUNDS_BLOCK_MAX_AGE_SECONDS"] = "15"
+    local = network_by_name("local", services.env.as_dict())
+    wallet = new_wallet()
+    chain.set_balance(wallet, 5)
+    requirement = [funds.FundsRequirement(wallet, local, "NATIVE", 5)]
+    hosts = build_rpc_client(local, services.env, services.http).hosts
+    services.block_cache.remember("local", hosts, chain.block_number() + 1000, services.clock.now().timestamp())
+    (result,) = await funds.check_requirements(services, requirement)
+    assert result.status == "PASSED" and result.block_number == chain.block_number()
 
 
 async def test_one_http_check_is_two_requests(api: ApiClient, chain: AnvilNode, proxy: CountingProxy) -> None:

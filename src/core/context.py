@@ -44,6 +44,8 @@ class Services:
     defer: Deferrer = _run_in_background
     http_factory: Callable[[], httpx.AsyncClient] | None = None
     rate_limiter: Any = None
+    # Newest block per network (chain.blockcache.BlockCache): lets a funds check pin its reads in one batch.
+    block_cache: Any = None
     _http: httpx.AsyncClient | None = None
 
     def now(self) -> datetime:

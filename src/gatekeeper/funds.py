@@ -1,22 +1,21 @@
 """Proof of funds: threshold checks pinned to one block, salted balance commitments, attestation statements.
 
-Request budget (deliberate): checking k requirements on one network costs exactly TWO HTTP requests to
-the node, whatever k is, and different networks are checked concurrently:
+Request budget: checking k requirements on one network costs exactly ONE HTTP request to the node once
+its head is known, whatever k is; different networks are checked concurrently. The request is one
+JSON-RPC batch where every read names the same explicit block number N:
+``eth_blockNumber`` (the new head, remembered for the next check), ``eth_chainId`` (is this endpoint
+really on the network?), ``eth_getCode`` of each distinct token (no code -> not a token), then one read
+per distinct (asset, token, wallet): ``eth_getBalance(wallet, N)`` or ``eth_call(balanceOf(wallet), N)``.
 
-1. ``eth_blockNumber`` -> N;
-2. one JSON-RPC batch, every read taken at block N: ``eth_chainId`` (is this endpoint really on the
-   network?), ``eth_getCode`` of each distinct token (no code -> not a token), then one read per
-   distinct (asset, token, wallet): ``eth_getBalance(wallet, N)`` or ``eth_call(balanceOf(wallet), N)``.
+N is the newest head this isolate saw for the network within FUNDS_BLOCK_MAX_AGE_SECONDS (default 15,
+about one Ethereum block). Without one (a cold isolate, or a quiet network) the check first asks
+``eth_blockNumber`` -> N: two requests. A remembered N the endpoint does not know (a lagging backend,
+a reset dev chain) is dropped and the check starts over from the endpoint's head.
 
-Why not one request: a batch is not a snapshot. Nodes answer the items of a batch one by one (some
-providers even fan them out to different backends), so ``[eth_blockNumber, reads at "latest"]`` can
-straddle a new block and the reported block would not be the one the balances came from. Pinning needs
-an explicit block number (or hash, EIP-1898) inside every read, and that must be known before the batch
-is sent. The only single-request alternative that really pins is a "deployless multicall" (one
-``eth_call`` of hand-written init code that reads BALANCE / balanceOf / NUMBER inside one EVM
-execution); it was rejected because it replaces the eth_getBalance / balanceOf reads the API promises
-with opaque bytecode and depends on each provider's eth_call gas cap. A block-number cache was rejected
-too: a stale N is either old data or an extra request anyway. So the cost is a constant 2, not 1 + k.
+Why an explicit N at all: a batch is not a snapshot. Nodes answer the items of a batch one by one (some
+providers fan them out to different backends), so reads at "latest" can straddle a new block and the
+reported block would not be the one the balances came from. The price of one request is that N may
+be up to the max age old: the proof states exactly which block it describes.
 
 The balance never leaves this module: results carry only PASSED/FAILED and the commitment
 ``sha256(f"{balance}:{salt}")`` with a fresh 32-byte salt that is stored server-side, never returned.
@@ -283,6 +282,39 @@ def _result(requirement: FundsRequirement, balance: int, block: int, host: str) 
 # -- chain reads ------------------------------------------------------------------------------------------
 
 
+DEFAULT_BLOCK_MAX_AGE_SECONDS = 15.0
+
+
+class PinnedBlock:
+    """Which block a check reads at: the network's head seen within FUNDS_BLOCK_MAX_AGE_SECONDS, if any.
+
+    With a recent head the whole check is one batch pinned to it (1 HTTP request); without one it asks
+    for the head first (2 requests). Either way every read names the same explicit block number.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._cache = services.block_cache
+        self._now = services.clock.now().timestamp()
+        raw = services.env.get("FUNDS_BLOCK_MAX_AGE_SECONDS").strip()
+        try:
+            self._max_age = float(raw) if raw else DEFAULT_BLOCK_MAX_AGE_SECONDS
+        except ValueError:
+            self._max_age = DEFAULT_BLOCK_MAX_AGE_SECONDS
+
+    def recent(self, network: Network, client: JsonRpcClient) -> int | None:
+        if self._cache is None:
+            return None
+        return self._cache.recent(network.name, client.hosts, self._now, self._max_age)
+
+    def remember(self, network: Network, client: JsonRpcClient, block: int) -> None:
+        if self._cache is not None:
+            self._cache.remember(network.name, client.hosts, block, self._now)
+
+    def forget(self, network: Network, client: JsonRpcClient) -> None:
+        if self._cache is not None:
+            self._cache.forget(network.name, client.hosts)
+
+
 def default_rpc_factory(services: Services) -> RpcFactory:
     """Clients over the deployment's endpoints (failover order, configured timeout) with RPC_POLICY."""
 
@@ -334,14 +366,40 @@ def _bad_token(network: Network, token: str | None, message: str) -> ApiError:
 
 
 async def _check_network(
-    client: JsonRpcClient, network: Network, requirements: Sequence[FundsRequirement], logger: Logger
+    client: JsonRpcClient,
+    network: Network,
+    requirements: Sequence[FundsRequirement],
+    logger: Logger,
+    pinned: PinnedBlock,
 ) -> list[FundsResult]:
-    block = await client.call("eth_blockNumber", [], decode=_block_number)
+    known = pinned.recent(network, client)
+    try:
+        return await _read_at(client, network, requirements, logger, pinned, known)
+    except RpcError:
+        if known is None:
+            raise
+        # The remembered block may be unknown to this endpoint (a lagging backend, a reset dev chain):
+        # start over from the endpoint's own head.
+        pinned.forget(network, client)
+        return await _read_at(client, network, requirements, logger, pinned, None)
+
+
+async def _read_at(
+    client: JsonRpcClient,
+    network: Network,
+    requirements: Sequence[FundsRequirement],
+    logger: Logger,
+    pinned: PinnedBlock,
+    known: int | None,
+) -> list[FundsResult]:
+    block = known if known is not None else await client.call("eth_blockNumber", [], decode=_block_number)
     at = to_quantity(block)
     tokens = list(dict.fromkeys(r.token_address for r in requirements if r.token_address is not None))
     # Two thresholds on the same holding need one read, not two.
     reads = list(dict.fromkeys(_read_key(r) for r in requirements))
-    calls = [RpcCall("eth_chainId", [], decode=_expect_chain(network, logger))]
+    # eth_blockNumber rides along to keep the remembered head fresh for the next check.
+    calls = [RpcCall("eth_blockNumber", [], decode=_block_number)]
+    calls += [RpcCall("eth_chainId", [], decode=_expect_chain(network, logger))]
     calls += [RpcCall("eth_getCode", [token, at], decode=parse_data) for token in tokens]
     for asset_type, token, wallet in reads:
         if asset_type == "NATIVE":
@@ -358,6 +416,8 @@ async def _check_network(
             raise _bad_token(network, token, "token_address reverted balanceOf(address): not an ERC-20 token") from None
         raise
     host = client.last_host or "unknown"
+    pinned.remember(network, client, answers[0])
+    answers = answers[1:]
     codes = answers[1 : 1 + len(tokens)]
     for token, code in zip(tokens, codes, strict=True):
         if not code:
@@ -403,7 +463,7 @@ async def check_requirements(
 ) -> list[FundsResult]:
     """Check every requirement; results in input order. Writes nothing (see attestation_statements).
 
-    Per network: 2 HTTP requests (see the module docstring), networks concurrently. Raises ApiError:
+    Per network: 1 HTTP request with a recent head, else 2 (see the module docstring), networks concurrently. Raises ApiError:
     502 E2004 when a network's RPC fails or `deadline` seconds pass, 400 E2007 for a token that is not
     an ERC-20 contract, 400 E2002 when a network has no endpoint.
     """
@@ -417,10 +477,12 @@ async def check_requirements(
         groups.setdefault(requirement.network.name, []).append(index)
         networks[requirement.network.name] = requirement.network
 
+    pinned = PinnedBlock(services)
+
     async def run(name: str) -> list[FundsResult]:
         network = networks[name]
         client = build(network)
-        return await _check_network(client, network, [requirements[i] for i in groups[name]], logger)
+        return await _check_network(client, network, [requirements[i] for i in groups[name]], logger, pinned)
 
     names = list(groups)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from api.routes import build_app
+from chain.blockcache import BlockCache
 from core.clock import Clock, SystemClock
 from core.config import Env
 from core.context import Services
@@ -39,6 +40,7 @@ def build_services(
         clock=clock or SystemClock(),
         logger=logger or Logger(),
         rate_limiter=SlidingWindowLimiter(),
+        block_cache=BlockCache(),
     )
 
 
