@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from challenges import attestation, modes, stakes, transitions
-from challenges.lifecycle import actor, event_payload, with_deadline
+from challenges.lifecycle import actor, ensure_before, event_payload, with_deadline
 from challenges.transitions import Change
 from core.auth import Principal
-from core.clock import format_time, parse_time
+from core.clock import format_time
 from core.context import Services
 from core.errors import ApiError
 
@@ -67,9 +67,7 @@ async def add_lock(services: Services, change: Change, held: list[dict[str, Any]
 
 
 def _check_accept_window(challenge: dict[str, Any], now: datetime) -> None:
-    deadline = challenge["accept_deadline"]
-    if deadline and parse_time(deadline) <= now:
-        raise ApiError("E3013", details={"accept_deadline": deadline})
+    ensure_before(challenge, "accept_deadline", now, "E3013")
 
 
 async def accept(services: Services, challenge: dict[str, Any], principal: Principal) -> None:

@@ -44,6 +44,13 @@ def ensure_action(challenge: dict[str, Any], action: str) -> None:
     )
 
 
+def ensure_before(challenge: dict[str, Any], column: str, now: datetime, code: str, message: str | None = None) -> None:
+    """Refuse with `code` once the challenge's `column` deadline has passed (no deadline: always open)."""
+    deadline = challenge[column]
+    if deadline and parse_time(deadline) <= now:
+        raise ApiError(code, message, {column: deadline})
+
+
 def require_role(role: str, *allowed: str) -> None:
     if role not in allowed:
         raise ApiError("E9007", "Only " + " or ".join(name.lower() for name in allowed) + " may do this")
@@ -149,9 +156,7 @@ async def accept(services: Services, challenge: dict[str, Any], role: str, princ
             raise ApiError("E3011", f"The challenge is {status}", {"status": status})
         raise ApiError("E3015", details={"status": status})
     now = services.now()
-    deadline = challenge["accept_deadline"]
-    if deadline and parse_time(deadline) <= now:
-        raise ApiError("E3013", details={"accept_deadline": deadline})
+    ensure_before(challenge, "accept_deadline", now, "E3013")
     if challenge["mode"] != modes.GATEKEEPER:
         from challenges import bonded
 
@@ -353,9 +358,7 @@ async def dispute(services: Services, challenge: dict[str, Any], role: str, prin
     require_role(role, "CREATOR", "COUNTERPARTY")
     ensure_action(challenge, "dispute")
     now = services.now()
-    deadline = challenge["dispute_deadline"]
-    if deadline and parse_time(deadline) <= now:
-        raise ApiError("E3020", "The dispute window has closed", {"dispute_deadline": deadline})
+    ensure_before(challenge, "dispute_deadline", now, "E3020", "The dispute window has closed")
     change = Change(
         challenge,
         actor(principal),
@@ -395,9 +398,7 @@ async def respond(
     require_role(role, "CREATOR", "COUNTERPARTY")
     ensure_action(challenge, "respond")
     now = services.now()
-    deadline = challenge["response_deadline"]
-    if deadline and parse_time(deadline) <= now:
-        raise ApiError("E3013", "The response deadline has passed", {"response_deadline": deadline})
+    ensure_before(challenge, "response_deadline", now, "E3013", "The response deadline has passed")
     user_id = principal.user_id or ""
     responded = set(await _party_actions(services, challenge["id"], "RESPOND")) | {user_id}
     change = Change(challenge, actor(principal), "response submitted")

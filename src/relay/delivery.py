@@ -21,6 +21,7 @@ from core.errors import ApiError
 from core.ids import new_id
 from db.port import MAX_BOUND_PARAMETERS, Database, DatabaseError, Statement
 from relay import notify, signing
+from relay.queues import drain_in_order
 from relay.webhooks import parse_event_types, validate_url
 
 if TYPE_CHECKING:
@@ -550,22 +551,17 @@ async def send_due(
     for row in rows:
         queues.setdefault(row["endpoint_id"], []).append(row)
     owner = new_id()
-    gate = asyncio.Semaphore(concurrency)
 
-    async def drain(queue: list[dict[str, Any]]) -> None:
-        async with gate:
-            for row in queue:
-                try:
-                    status = await deliver_one(services, row, owner, report)
-                except Exception as error:
-                    # The lease lapses and a later run retries; the log says which delivery and why (no data).
-                    report.errors += 1
-                    services.logger.error(
-                        "webhook_delivery_error", delivery_id=row["id"], error_type=type(error).__name__
-                    )
-                    return
-                if status is not None and status != "DELIVERED":
-                    return
+    def on_error(row: dict[str, Any], error: Exception) -> None:
+        # The lease lapses and a later run retries; the log says which delivery and why (no data).
+        report.errors += 1
+        services.logger.error("webhook_delivery_error", delivery_id=row["id"], error_type=type(error).__name__)
 
-    await asyncio.gather(*(drain(queue) for queue in queues.values()))
+    await drain_in_order(
+        queues.values(),
+        concurrency=concurrency,
+        send=lambda row: deliver_one(services, row, owner, report),
+        keep_going=lambda status: status is None or status == "DELIVERED",
+        on_error=on_error,
+    )
     return report.as_dict()

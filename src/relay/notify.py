@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import re
@@ -15,6 +14,7 @@ from core.clock import format_time
 from core.context import Services
 from core.ids import new_id
 from relay import delivery
+from relay.queues import drain_in_order
 
 RESEND_URL = "https://api.resend.com/emails"
 TWILIO_URL = "https://api.twilio.com/2010-04-01/Accounts/{sid}/Messages.json"
@@ -406,21 +406,16 @@ async def send_due(
     for row in rows:
         queues.setdefault((row["user_id"], row["channel"]), []).append(row)
     owner = new_id()
-    gate = asyncio.Semaphore(concurrency)
 
-    async def drain(queue: list[dict[str, Any]]) -> None:
-        async with gate:
-            for row in queue:
-                try:
-                    status = await send_one(services, row, owner, report)
-                except Exception as error:
-                    report.errors += 1
-                    services.logger.error(
-                        "notification_error", notification_id=row["id"], error_type=type(error).__name__
-                    )
-                    return
-                if status == "PENDING":
-                    return
+    def on_error(row: dict[str, Any], error: Exception) -> None:
+        report.errors += 1
+        services.logger.error("notification_error", notification_id=row["id"], error_type=type(error).__name__)
 
-    await asyncio.gather(*(drain(queue) for queue in queues.values()))
+    await drain_in_order(
+        queues.values(),
+        concurrency=concurrency,
+        send=lambda row: send_one(services, row, owner, report),
+        keep_going=lambda status: status != "PENDING",
+        on_error=on_error,
+    )
     return report.as_dict()
