@@ -385,12 +385,6 @@ async def cancel(services: Services, challenge: dict[str, Any], role: str, princ
     await transitions.apply(services.db, with_deadline(change, modes.CANCELLED), now)
 
 
-async def reload(services: Services, challenge_id: str) -> dict[str, Any]:
-    row = await store.load(services.db, challenge_id)
-    assert row is not None
-    return row
-
-
 async def respond(
     services: Services, challenge: dict[str, Any], role: str, principal: Principal, response: str
 ) -> None:

@@ -54,10 +54,6 @@ class Change:
     # Unique per attempt: the guard of every dependent write, so only the winner's writes land.
     change_id: str = field(default_factory=new_id)
 
-    @property
-    def new_version(self) -> int:
-        return int(self.challenge["version"]) + 1
-
     def guard(self) -> tuple[str, tuple[Any, ...]]:
         """SQL + params that hold only after this change committed: for guarded INSERT … WHERE EXISTS."""
         return _GUARD, (self.challenge["id"], self.change_id)

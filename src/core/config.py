@@ -51,7 +51,3 @@ class Env:
 
     def as_dict(self) -> dict[str, str]:
         return {name: str(value) for name, value in self._values.items()}
-
-    def overlay(self, **values: str) -> Env:
-        """A copy with some values replaced; handy for tests and per-run overrides."""
-        return Env({**self.as_dict(), **values})

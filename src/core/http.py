@@ -81,6 +81,3 @@ class Response:
     @classmethod
     def error(cls, error: ApiError) -> Response:
         return cls.json(error.envelope(), error.status, error.headers)
-
-    def json_body(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
