@@ -6,9 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The Worker's vendored dependencies (what `wrangler dev` runs and `wrangler deploy` uploads).
+BUNDLE_STAMP := python_modules/bundle.json
 LINT_PATHS := $(wildcard src tests bench scripts)
 
-.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install browser docs
+.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install browser docs bundle deploy
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -22,6 +24,17 @@ $(PY_STAMP): pyproject.toml scripts/requirements.py
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# python_modules/ for Pyodide 0.28 from pyproject.toml's pins (scripts/build_bundle.py says where wheels come from).
+bundle: $(BUNDLE_STAMP)
+
+$(BUNDLE_STAMP): pyproject.toml scripts/build_bundle.py $(PY_STAMP)
+	$(PY) scripts/build_bundle.py
+
+# Build the bundle, apply D1 migrations to the remote database, then upload (see docs/operations.md).
+deploy: $(BUNDLE_STAMP) $(NODE_STAMP)
+	npx wrangler d1 migrations apply tattlehash-db --remote
+	npx wrangler deploy
 
 # Debian's Chromium for the proof-page browser test (the image does not ship it).
 browser:
@@ -39,7 +52,7 @@ cron: $(PY_STAMP)
 demo: $(PY_STAMP)
 	$(PY) -m local.cli demo
 
-test: install browser
+test: install bundle browser
 	$(PY) -m ruff check $(LINT_PATHS)
 	COVERAGE_MIN=80 bash scripts/test.sh
 
@@ -64,4 +77,4 @@ bench: install
 	$(PY) bench/load.py
 
 clean:
-	rm -rf $(VENV) node_modules .wrangler .pytest_cache .coverage htmlcov
+	rm -rf $(VENV) node_modules python_modules .wrangler .pytest_cache .coverage htmlcov

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,8 @@ from core.ratelimit import SlidingWindowLimiter
 from local.config import PROJECT_ROOT
 from local.server import build_asgi, open_database
 from tests.support.client import ApiClient
+from tests.support.server import LiveServer
+from tests.support.workerd import WorkerdServer
 
 HMAC_SECRET = "test-hmac-secret-0123456789abcdef-0123"
 ADMIN_TOKEN = "test-admin-token-not-a-real-secret"
@@ -102,11 +106,53 @@ def make_user(services: Services) -> Callable[..., object]:
     return make
 
 
-@pytest.fixture
-def live_server(tmp_path: Path, env_vars: dict[str, str]):
-    """The real server over real HTTP (uvicorn on 127.0.0.1), with this test's configuration."""
-    from tests.support.server import LiveServer
+# The end-to-end suites run in both runtimes: CPython (uvicorn, as `make dev`) and workerd (as deployed).
+RUNTIMES = ["uvicorn", "workerd"]
+# Unlimited in the shared Worker (its tests share one client IP); test_workerd.py runs wrangler.toml's limits.
+UNLIMITED = {name: 1_000_000 for name in ("RATE_LIMIT_GATEKEEPER", "RATE_LIMIT_CHALLENGES", "RATE_LIMIT_WEBHOOKS")}
 
-    server = LiveServer(tmp_path, env_vars).start()
-    yield server
-    server.stop()
+
+class WorkerdPool:
+    """One `wrangler dev` per distinct configuration, started on first use and stopped at the session's end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.servers: dict[str, WorkerdServer] = {}
+
+    def get(self, env_vars: dict[str, str], rate_limits: dict[str, int] | None = None) -> WorkerdServer:
+        key = json.dumps([env_vars, rate_limits], sort_keys=True)
+        if key not in self.servers:
+            workdir = self.root / f"worker-{len(self.servers)}"
+            self.servers[key] = WorkerdServer(workdir, env_vars, rate_limits=rate_limits).start()
+        return self.servers[key]
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def workerd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdPool]:
+    pool = WorkerdPool(tmp_path_factory.mktemp("workerd"))
+    yield pool
+    pool.stop()
+
+
+def assert_no_tracebacks(server: WorkerdServer, since: int) -> None:
+    """workerd's log must show no Python exception escaping the Worker while a test ran."""
+    escaped = server.tracebacks(since)
+    assert not escaped, "Python exception in workerd:\n" + "\n".join(escaped[:20])
+
+
+@pytest.fixture(params=RUNTIMES)
+def live_server(request: pytest.FixtureRequest, tmp_path: Path, env_vars: dict[str, str]) -> Iterator[Any]:
+    """The real server over real HTTP on 127.0.0.1, with this test's configuration, in each runtime."""
+    if request.param == "uvicorn":
+        server = LiveServer(tmp_path, env_vars).start()
+        yield server
+        server.stop()
+        return
+    worker = request.getfixturevalue("workerd_pool").get(env_vars, UNLIMITED)
+    since = len(worker.logs())
+    yield worker
+    assert_no_tracebacks(worker, since)

@@ -343,7 +343,7 @@ async def test_retries_back_off_exponentially(
         delays.append(delay)
 
     def factory(network: Network) -> JsonRpcClient:
-        endpoints = rpc_endpoints(network, services.env.as_dict())
+        endpoints = rpc_endpoints(network, services.env)
         return JsonRpcClient(endpoints, http=services.http, retries=2, backoff_base=0.2, sleep=record)
 
     requirement = funds.build_requirement(

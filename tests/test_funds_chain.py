@@ -245,7 +245,7 @@ async def test_reads_are_pinned_to_the_first_block_number(
             transact(chain, token, "setBalance", [holder, 0])
 
     proxy.after = drain_after_block_number
-    local = network_by_name("local", services.env.as_dict())
+    local = network_by_name("local", services.env)
     results = await funds.check_requirements(
         services,
         [
@@ -266,7 +266,7 @@ async def test_k_requirements_on_one_network_cost_two_http_requests(
     chain.set_balance(rich, 10**18)
     transact(chain, token, "setBalance", [rich, 500])
     transact(chain, token, "setBalance", [poor, 499])
-    local = network_by_name("local", services.env.as_dict())
+    local = network_by_name("local", services.env)
     requirements = [
         funds.FundsRequirement(rich, local, "NATIVE", 10**18),
         funds.FundsRequirement(rich, local, "NATIVE", 10**18 + 1),  # same holding, another threshold
@@ -302,7 +302,7 @@ async def test_k_requirements_cost_one_http_request_once_the_head_is_known(
     rich = new_wallet()
     chain.set_balance(rich, 10**18)
     transact(chain, token, "setBalance", [rich, 500])
-    local = network_by_name("local", services.env.as_dict())
+    local = network_by_name("local", services.env)
     requirements = [
         funds.FundsRequirement(rich, local, "NATIVE", 10**18),
         funds.FundsRequirement(rich, local, "ERC20", 500, token_address=token),
@@ -330,7 +330,7 @@ async def test_a_remembered_head_the_node_does_not_know_falls_back(
     chain_env: dict[str, str], services: Services, chain: AnvilNode, proxy: CountingProxy
 ) -> None:
     chain_env["FUNDS_BLOCK_MAX_AGE_SECONDS"] = "15"
-    local = network_by_name("local", services.env.as_dict())
+    local = network_by_name("local", services.env)
     wallet = new_wallet()
     chain.set_balance(wallet, 5)
     requirement = [funds.FundsRequirement(wallet, local, "NATIVE", 5)]
@@ -366,8 +366,8 @@ async def test_networks_are_checked_concurrently(chain: AnvilNode, services: Ser
         wallet = new_wallet()
         chain.set_balance(wallet, 10)
         base_sepolia.set_balance(wallet, 20)
-        local = network_by_name("local", env.as_dict())
-        base = network_by_name("base-sepolia", env.as_dict())
+        local = network_by_name("local", env)
+        base = network_by_name("base-sepolia", env)
         results = await funds.check_requirements(
             two_chains,
             [
@@ -491,7 +491,7 @@ async def test_challenge_feature_can_store_attestations_in_its_own_batch(
     wallet = new_wallet()
     chain.set_balance(wallet, 50)
     transact(chain, token, "setBalance", [wallet, 49])
-    local = network_by_name("local", services.env.as_dict())
+    local = network_by_name("local", services.env)
     requirements = []
     for position, (requirement_id, asset, token_address) in enumerate(
         [("req-native", "NATIVE", None), ("req-token", "ERC20", token)]

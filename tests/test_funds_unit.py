@@ -16,7 +16,7 @@ from gatekeeper import funds
 HOLDER = "0x" + "ab" * 20
 TOKEN = "0x" + "cd" * 20
 ENV = Env({"RPC_URL_ETH_MAINNET": "https://rpc.test", "RPC_PUBLIC_FALLBACKS": "false"})
-MAINNET = network_by_name("eth-mainnet", ENV.as_dict())
+MAINNET = network_by_name("eth-mainnet", ENV)
 
 
 def test_balance_of_selector_is_the_keccak_of_the_signature() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 
@@ -77,6 +77,12 @@ _CAIP2_RE = re.compile(r"eip155:(0|[1-9][0-9]{0,19})")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+class VarLookup(Protocol):
+    """Configuration read by name (the app's Env, or a plain dict in tests)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
 class UnsupportedNetwork(ValueError):
     """The network is unknown, or known but has no RPC endpoint in this deployment."""
 
@@ -93,7 +99,7 @@ def _split_urls(value: object) -> list[str]:
     return urls
 
 
-def rpc_endpoints(network: Network, env: Mapping[str, str]) -> list[str]:
+def rpc_endpoints(network: Network, env: VarLookup) -> list[str]:
     """Endpoints in failover order: RPC_URL_<NAME>, then legacy variables, then public fallbacks."""
     candidates = _split_urls(env.get(network.env_var))
     for legacy in _LEGACY_ENV_VARS.get(network.name, ()):
@@ -106,24 +112,24 @@ def rpc_endpoints(network: Network, env: Mapping[str, str]) -> list[str]:
     return list(dict.fromkeys(candidates))
 
 
-def usable_networks(env: Mapping[str, str]) -> list[Network]:
+def usable_networks(env: VarLookup) -> list[Network]:
     """The networks with at least one endpoint in this deployment, in table order."""
     return [network for network in NETWORKS if rpc_endpoints(network, env)]
 
 
-def _usable(network: Network | None, env: Mapping[str, str], label: str) -> Network:
+def _usable(network: Network | None, env: VarLookup, label: str) -> Network:
     if network is None or not rpc_endpoints(network, env):
         raise UnsupportedNetwork(f"unsupported network: {label}")
     return network
 
 
-def network_by_name(name: str, env: Mapping[str, str]) -> Network:
+def network_by_name(name: str, env: VarLookup) -> Network:
     """The usable network called `name` (e.g. "eth-mainnet"); raises UnsupportedNetwork otherwise."""
     network = _BY_NAME.get(name) if isinstance(name, str) else None
     return _usable(network, env, repr(name)[:80])
 
 
-def network_by_caip2(chain_id: str, env: Mapping[str, str]) -> Network:
+def network_by_caip2(chain_id: str, env: VarLookup) -> Network:
     """The usable network for a CAIP-2 id "eip155:<decimal>"; raises UnsupportedNetwork otherwise."""
     match = _CAIP2_RE.fullmatch(chain_id) if isinstance(chain_id, str) else None
     network = _BY_CHAIN_ID.get(int(match.group(1))) if match else None

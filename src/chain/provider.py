@@ -46,7 +46,7 @@ def build_rpc_client(
 
     The timeout always comes from the configuration; retries and backoff are the caller's latency choice.
     """
-    endpoints = rpc_endpoints(network, env.as_dict())
+    endpoints = rpc_endpoints(network, env)
     if not endpoints:
         raise UnsupportedNetwork(f"no RPC endpoint configured for {network.name}")
     return JsonRpcClient(

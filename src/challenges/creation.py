@@ -84,7 +84,7 @@ def _timeout(value: int | None, bounds: tuple[int, int, int], field: str) -> int
 def _side(side: SideRequirements, prefix: str, env: Env) -> dict[str, Any]:
     wallet = _address(side.wallet_address, f"{prefix}.wallet_address")
     try:
-        network = network_by_name(side.network, env.as_dict())
+        network = network_by_name(side.network, env)
     except UnsupportedNetwork:
         raise ApiError(
             "E2002",
@@ -269,7 +269,7 @@ def _mode_config(db: Database, env: Env, challenge_id: str, body: ChallengeCreat
         if oracle is not None:
             feed = _address(oracle.feed_address, "fire_config.oracle.feed_address")
             try:
-                network_by_name(oracle.network, env.as_dict())
+                network_by_name(oracle.network, env)
             except UnsupportedNetwork:
                 raise ApiError(
                     "E2002",

@@ -38,7 +38,7 @@ def predicate_holds(config: dict[str, Any], answer: int) -> bool:
 
 async def _read(services: Services, config: dict[str, Any]) -> RoundData:
     try:
-        network = network_by_name(config["oracle_network"], services.env.as_dict())
+        network = network_by_name(config["oracle_network"], services.env)
         client = build_rpc_client(network, services.env, services.http)
         return await latest_round(client, config["oracle_feed_address"])
     except (RpcError, MalformedFeedAnswer, UnsupportedNetwork) as error:

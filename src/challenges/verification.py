@@ -146,7 +146,7 @@ async def _check_funds(
     from chain.networks import UnsupportedNetwork, network_by_name
     from gatekeeper import funds
 
-    env = services.env.as_dict()
+    env = services.env
     try:
         requirements = [
             funds.FundsRequirement(

@@ -74,6 +74,8 @@ class App:
         return response
 
     async def _dispatch(self, request: Request, route: Route, services: Services) -> Response:
+        if request.body_unreadable:
+            raise ApiError("E9004", "The request body could not be read", {"field": "body"})
         if len(request.body) > MAX_BODY_BYTES:
             raise ApiError("E9012", details={"max_bytes": MAX_BODY_BYTES})
         now = services.clock.now()

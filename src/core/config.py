@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Protocol
 
 from core import flags
 from core.errors import ApiError
@@ -10,11 +10,17 @@ from core.errors import ApiError
 MIN_HMAC_SECRET_LENGTH = 32
 
 
+class VarSource(Protocol):
+    """Where values come from: a dict locally, the runtime's env wrapper on Workers (read by name only)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
 class Env:
     """Read-only configuration; secrets are only ever read here, never echoed."""
 
-    def __init__(self, values: Mapping[str, str] | None = None) -> None:
-        self._values = values or {}
+    def __init__(self, values: VarSource | None = None) -> None:
+        self._values: VarSource = values if values is not None else {}
 
     def get(self, name: str, default: str = "") -> str:
         value = self._values.get(name)
@@ -48,6 +54,3 @@ class Env:
 
     def hmac_secret(self) -> str:
         return self.secret("HMAC_SECRET", min_length=MIN_HMAC_SECRET_LENGTH)
-
-    def as_dict(self) -> dict[str, str]:
-        return {name: str(value) for name, value in self._values.items()}

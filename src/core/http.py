@@ -22,6 +22,8 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     client_ip: str = ""
+    # The runtime could not deliver the body (stream broken or already used): refused before dispatch.
+    body_unreadable: bool = False
     path_params: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
 

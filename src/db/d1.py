@@ -97,16 +97,24 @@ class D1Statement:
             raise _translate(error) from error
 
 
+class MissingBinding(DatabaseError):
+    """The Worker has no D1 binding under the expected name (a deploy without `[[d1_databases]]`)."""
+
+
 class D1Database:
-    """The `Database` port over `env.TATTLEHASH_DB`."""
+    """The `Database` port over `env.TATTLEHASH_DB`; a missing binding fails each query, not the import."""
 
     def __init__(self, binding: Any) -> None:
         self._binding = binding
 
     def prepare(self, sql: str) -> D1Statement:
+        if self._binding is None:
+            raise MissingBinding("the D1 binding is not configured")
         return D1Statement(self._binding.prepare(sql))
 
     async def batch(self, statements: Sequence[D1Statement]) -> list[QueryResult]:
+        if self._binding is None:
+            raise MissingBinding("the D1 binding is not configured")
         try:
             raw = await self._binding.batch(_to_js_list([statement.js() for statement in statements]))
         except Exception as error:

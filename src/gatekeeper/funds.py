@@ -189,9 +189,9 @@ def build_requirement(
     except InvalidAddress as error:
         raise ApiError("E2001", str(error), {"field": "wallet_address"}) from None
     try:
-        chain = network_by_name(network, env.as_dict())  # type: ignore[arg-type]
+        chain = network_by_name(network, env)  # type: ignore[arg-type]
     except UnsupportedNetwork:
-        usable = [known.name for known in usable_networks(env.as_dict())]
+        usable = [known.name for known in usable_networks(env)]
         raise ApiError("E2002", details={"field": "network", "supported": usable}) from None
     if asset_type not in ASSET_TYPES:
         raise ApiError(

@@ -129,6 +129,6 @@ async def list_networks(request: Request, ctx: RequestContext) -> Response:
             native_symbol=network.native_symbol,
             is_testnet=network.is_testnet,
         )
-        for network in usable_networks(ctx.env.as_dict())
+        for network in usable_networks(ctx.env)
     ]
     return Response.json(NetworkList(networks=networks).model_dump())

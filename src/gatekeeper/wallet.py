@@ -123,7 +123,7 @@ async def create_challenge(
     except InvalidAddress as error:
         raise ApiError("E1001", str(error), {"field": "wallet_address"}) from None
     try:
-        network = network_by_caip2(chain_id, env.as_dict())
+        network = network_by_caip2(chain_id, env)
     except UnsupportedNetwork:
         raise ApiError(
             "E1002",
@@ -329,7 +329,7 @@ async def _contract_accepts(
 ) -> bool:
     """EIP-1271 on the challenge's chain; an unreachable chain is 502, never a guess either way."""
     try:
-        network = network_by_caip2(row["chain_id"], env.as_dict())
+        network = network_by_caip2(row["chain_id"], env)
         client = rpc_factory(network)
     except UnsupportedNetwork:
         # The chain had endpoints when the challenge was made; without them now we cannot tell an

@@ -56,6 +56,12 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
 
+    def fire_cron(self) -> list[str]:
+        """Runs the scheduled jobs through wrangler's cron URL; the names of the jobs that failed."""
+        answer = httpx.get(f"{self.url}/cdn-cgi/handler/scheduled", timeout=60)
+        answer.raise_for_status()
+        return sorted(answer.json()["failures"])
+
     def logs(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
