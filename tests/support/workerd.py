@@ -47,12 +47,15 @@ def runtime_environment(workdir: Path) -> dict[str, str]:
     return environment
 
 
-def worker_config(rate_limits: dict[str, int] | None) -> dict[str, Any]:
+def worker_config(rate_limits: dict[str, int] | None, *, without_database: bool = False) -> dict[str, Any]:
     """wrangler.toml as JSON, pointing at the repository's src/ and migrations, with these rate limits."""
     manifest = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text())
     manifest.pop("env", None)
     manifest["main"] = str(PROJECT_ROOT / manifest["main"])
-    for database in manifest["d1_databases"]:
+    if without_database:
+        # Misconfiguration tests: a deploy without its D1 binding (the migrations are skipped too).
+        manifest.pop("d1_databases")
+    for database in manifest.get("d1_databases", []):
         database["migrations_dir"] = str(PROJECT_ROOT / database["migrations_dir"])
     for binding in manifest.get("ratelimits", []):
         if rate_limits is not None and binding["name"] in rate_limits:
@@ -64,7 +67,12 @@ class WorkerdServer:
     """`wrangler dev` on a free port with its own local D1; stop() ends every process it started."""
 
     def __init__(
-        self, workdir: Path, env_vars: dict[str, str], *, rate_limits: dict[str, int] | None = None
+        self,
+        workdir: Path,
+        env_vars: dict[str, str],
+        *,
+        rate_limits: dict[str, int] | None = None,
+        without_database: bool = False,
     ) -> None:
         if not (BUNDLE / "bundle.json").exists():
             raise RuntimeError("python_modules/ is missing: run `make bundle` first")
@@ -73,7 +81,7 @@ class WorkerdServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / "wrangler.json"
-        self.config = worker_config(rate_limits)
+        self.config = worker_config(rate_limits, without_database=without_database)
         self.config_path.write_text(json.dumps(self.config, indent=2))
         # As a developer would: secrets and local overrides in .dev.vars beside the config (wrangler hides them).
         (workdir / ".dev.vars").write_text("".join(f"{key}={value}\n" for key, value in env_vars.items()))
@@ -81,10 +89,10 @@ class WorkerdServer:
         if not link.exists():
             link.symlink_to(BUNDLE, target_is_directory=True)
         self.state = workdir / "state"
-        database = next(db for db in self.config["d1_databases"] if db["binding"] == D1_BINDING)
-        self.database_path = (
-            self.state / "v3" / "d1" / "miniflare-D1DatabaseObject" / local_d1_filename(database["database_id"])
+        database_id = next(
+            (db["database_id"] for db in self.config.get("d1_databases", []) if db["binding"] == D1_BINDING), "none"
         )
+        self.database_path = self.state / "v3" / "d1" / "miniflare-D1DatabaseObject" / local_d1_filename(database_id)
         self.log_path = workdir / "workerd.log"
         self.environment = runtime_environment(workdir)
         self.process: subprocess.Popen[bytes] | None = None
@@ -95,6 +103,8 @@ class WorkerdServer:
         return [str(WRANGLER), *args, "--config", str(self.config_path)]
 
     def migrate(self) -> None:
+        if "d1_databases" not in self.config:
+            return
         database_name = self.config["d1_databases"][0]["database_name"]
         subprocess.run(
             self._wrangler("d1", "migrations", "apply", database_name, "--local", "--persist-to", str(self.state)),
@@ -105,7 +115,7 @@ class WorkerdServer:
             timeout=120,
         )
 
-    def start(self, timeout: float = 120.0) -> WorkerdServer:
+    def start(self, timeout: float = 120.0, *, expect_status: int = 200) -> WorkerdServer:
         self.migrate()
         command = self._wrangler(
             "dev",
@@ -133,7 +143,7 @@ class WorkerdServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"wrangler dev exited early:\n{self.logs()[-4000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=30).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=30).status_code == expect_status:
                     self.ready_after = time.monotonic() - self.launched_at
                     return self
             except httpx.HTTPError:
