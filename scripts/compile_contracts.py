@@ -28,14 +28,14 @@ def _solcjs() -> list[str]:
 
 def compile_source(source: Path, out_dir: Path) -> dict[str, object]:
     """Compile one `<Name>.sol` holding contract `<Name>` and return its artifact dict."""
-    version = subprocess.run(  # noqa: S603 - fixed argv: the project's own solcjs
+    version = subprocess.run(
         [*_solcjs(), "--version"], check=True, capture_output=True, text=True, cwd=CONTRACTS_DIR
     ).stdout.strip()
     if not version.startswith(COMPILER.split()[1] + "+"):
         sys.exit(f"compile_contracts: expected {COMPILER}, found solcjs {version!r}")
     # Run from the sources' directory with a bare file name so the metadata hash (and thus the
     # bytecode) does not depend on where the repository is checked out.
-    subprocess.run(  # noqa: S603 - fixed argv: the project's own solcjs
+    subprocess.run(
         [*_solcjs(), "--bin", "--abi", "--optimize", "-o", str(out_dir), source.name],
         check=True,
         cwd=CONTRACTS_DIR,

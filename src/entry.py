@@ -119,4 +119,3 @@ class Default(WorkerEntrypoint):
         # The runtime passes None for env and ctx here; the entrypoint's own are the real ones.
         services = services_for(self.env, self.ctx)
         await run_scheduled(services, str(getattr(controller, "cron", "")))
-

@@ -121,7 +121,9 @@ def test_accept_and_cancel_race_against_the_real_server(slow_d1, live_server):
             else:
                 # The runtime ran them one after the other (workerd: local D1 answers before the next request
                 # reads): accept then cancel, each from the state the other left, in the history in that order.
-                assert moves[-2][1] == "AWAITING_GATEKEEPER" and moves[-1] == ("AWAITING_GATEKEEPER", "CANCELLED"), moves
+                assert moves[-2][1] == "AWAITING_GATEKEEPER" and moves[-1] == ("AWAITING_GATEKEEPER", "CANCELLED"), (
+                    moves
+                )
                 results.append("serial")
             results_statuses.append(final.json()["status"])
         assert set(results_statuses) <= {"AWAITING_GATEKEEPER", "CANCELLED"}

@@ -121,7 +121,9 @@ async def test_fetch_post_reads_body_headers_and_client_ip(worker, database):
 
 
 async def test_client_ip_is_cloudflares_header():
-    request = await entry.to_request(FakeSdkRequest("GET", "https://a.example/x?q=1", {"CF-Connecting-IP": "203.0.113.9"}))
+    request = await entry.to_request(
+        FakeSdkRequest("GET", "https://a.example/x?q=1", {"CF-Connecting-IP": "203.0.113.9"})
+    )
     assert (request.client_ip, request.path, request.query_string) == ("203.0.113.9", "/x", "q=1")
 
 

@@ -8,6 +8,7 @@ reads its Pyodide bundle from there (MINIFLARE_WORKERD_PATH → edge/workerd-off
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -175,18 +176,14 @@ class WorkerdServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         # workerd may outlive wrangler for a moment; the group kill above reaches it, this makes sure.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process = None
