@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import socket
 import sqlite3
@@ -71,13 +72,11 @@ def _fire_together(url: str, requests: list[bytes]) -> list[tuple[int, dict]]:
         sock.sendall(raw[-1:])
     answers = []
     for sock in sockets:
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        # Read by Content-Length or chunks, not until close: wrangler's proxy may keep the socket open.
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        answers.append((response.status, json.loads(response.read())))
         sock.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        answers.append((int(head.split()[1]), json.loads(body.split(b"\r\n")[1] if b"chunked" in head.lower()
-                                                                 else body)))  # fmt: skip
     return answers
 
 
