@@ -359,4 +359,3 @@ def test_proof_html_and_json(http: httpx.Client) -> None:
 
     unknown = http.get(f"/proof/{uuid.uuid4()}", headers={"accept": "application/json"})
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "E3010")
-
