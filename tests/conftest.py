@@ -110,6 +110,8 @@ def make_user(services: Services) -> Callable[..., object]:
 RUNTIMES = ["uvicorn", "workerd"]
 # Unlimited in the shared Worker (its tests share one client IP); test_workerd.py runs wrangler.toml's limits.
 UNLIMITED = {name: 1_000_000 for name in ("RATE_LIMIT_GATEKEEPER", "RATE_LIMIT_CHALLENGES", "RATE_LIMIT_WEBHOOKS")}
+# Read only by the CPython server (the SQLite adapter's injected latency): no reason for another Worker.
+LOCAL_ONLY_VARS = frozenset({"LOCAL_D1_LATENCY_MS"})
 
 
 class WorkerdPool:
@@ -120,6 +122,7 @@ class WorkerdPool:
         self.servers: dict[str, WorkerdServer] = {}
 
     def get(self, env_vars: dict[str, str], rate_limits: dict[str, int] | None = None) -> WorkerdServer:
+        env_vars = {name: value for name, value in env_vars.items() if name not in LOCAL_ONLY_VARS}
         key = json.dumps([env_vars, rate_limits], sort_keys=True)
         if key not in self.servers:
             workdir = self.root / f"worker-{len(self.servers)}"

@@ -20,6 +20,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_until_healthy(
+    process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float, expect_status: int = 200
+) -> bool:
+    """Polls GET /health until it answers `expect_status`; raises if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=30).status_code == expect_status:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class LiveServer:
     """`python -m local.cli dev` in a subprocess; stopped (never left behind) by stop()."""
 
@@ -43,16 +60,8 @@ class LiveServer:
         command = [sys.executable, "-m", "local.cli", "dev", "--port", str(self.port), *self.extra_args]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_until_healthy(self.process, self.url, self.log_path, timeout):
+            return self
         self.stop()
         raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
 

@@ -23,7 +23,7 @@ import httpx
 
 from db.migrations import local_d1_filename
 from local.config import D1_BINDING, PROJECT_ROOT
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_healthy
 
 EDGE_KIT = PROJECT_ROOT.parent / "shared" / "edge"
 WRANGLER = PROJECT_ROOT / "node_modules" / ".bin" / "wrangler"
@@ -139,17 +139,9 @@ class WorkerdServer:
                 stderr=log,
                 start_new_session=True,  # its own process group: stop() ends workerd with it
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"wrangler dev exited early:\n{self.logs()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=30).status_code == expect_status:
-                    self.ready_after = time.monotonic() - self.launched_at
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        if wait_until_healthy(self.process, self.url, self.log_path, timeout, expect_status):
+            self.ready_after = time.monotonic() - self.launched_at
+            return self
         self.stop()
         raise RuntimeError(f"the Worker did not become healthy in {timeout:.0f} s:\n{self.logs()[-4000:]}")
 
