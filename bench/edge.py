@@ -35,7 +35,7 @@ from eth_account.messages import encode_defunct  # noqa: E402
 from bench.limits import UNLIMITED as UVICORN_UNLIMITED  # noqa: E402
 from tests.conftest import ADMIN_TOKEN, BASE_VARS  # noqa: E402
 from tests.conftest import UNLIMITED as WORKERD_UNLIMITED  # noqa: E402
-from tests.support.server import LiveServer, free_port  # noqa: E402
+from tests.support.server import LiveServer  # noqa: E402
 from tests.support.workerd import BUNDLE, REAL_WORKERD, WorkerdServer  # noqa: E402
 
 CHALLENGE = "/gatekeeper/v2/wallet/challenge"
@@ -82,28 +82,9 @@ class EdgeWorker(WorkerdServer):
 
     def start(self, timeout: float = 180.0, *, expect_status: int = 200) -> EdgeWorker:
         """As WorkerdServer.start, but sends nothing until wrangler prints "Ready on", then times GET /health."""
-        self.migrate()
-        command = self._wrangler(
-            "dev",
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--inspector-port", str(free_port()),
-            "--persist-to", str(self.state),
-            "--show-interactive-dev-session=false",
-            "--log-level", "log",
-        )  # fmt: skip
         with httpx.Client(base_url=self.url, timeout=120) as http:
-            self.launched_at = time.monotonic()
-            with self.log_path.open("wb") as log:
-                self.process = subprocess.Popen(
-                    command,
-                    cwd=self.workdir,
-                    env=self.environment,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                )
+            self.launch()
+            assert self.process is not None
             deadline = self.launched_at + timeout
             while True:
                 logs = self.logs()

@@ -116,7 +116,8 @@ class WorkerdServer:
             timeout=120,
         )
 
-    def start(self, timeout: float = 120.0, *, expect_status: int = 200) -> WorkerdServer:
+    def launch(self) -> None:
+        """Starts `wrangler dev` (after migrating) without waiting for it; launched_at marks the moment."""
         self.migrate()
         command = self._wrangler(
             "dev",
@@ -139,6 +140,10 @@ class WorkerdServer:
                 stderr=log,
                 start_new_session=True,  # its own process group: stop() ends workerd with it
             )
+
+    def start(self, timeout: float = 120.0, *, expect_status: int = 200) -> WorkerdServer:
+        self.launch()
+        assert self.process is not None
         if wait_until_healthy(self.process, self.url, self.log_path, timeout, expect_status):
             self.ready_after = time.monotonic() - self.launched_at
             return self
