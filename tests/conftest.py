@@ -106,6 +106,20 @@ def make_user(services: Services) -> Callable[..., object]:
     return make
 
 
+def use_local_chain_only(env_vars: dict[str, str], rpc_url: str) -> dict[str, str]:
+    """The configuration the chain-backed end-to-end suites share (in workerd, one Worker serves them all):
+    only the local chain at `rpc_url`, webhooks to 127.0.0.1, the first attempt right after the response."""
+    env_vars.update(
+        RPC_URL_LOCAL=rpc_url,
+        RPC_TIMEOUT_SECONDS="5",
+        ALLOW_INSECURE_WEBHOOKS="true",
+        RELAY_DISPATCH_AFTER_RESPONSE="true",
+    )
+    # A configured network with a dead endpoint answers 502 by design; these suites reach only the local chain.
+    env_vars.pop("RPC_URL_ETH_MAINNET", None)
+    return env_vars
+
+
 # The end-to-end suites run in both runtimes: CPython (uvicorn, as `make dev`) and workerd (as deployed).
 RUNTIMES = ["uvicorn", "workerd"]
 # Unlimited in the shared Worker (its tests share one client IP); test_workerd.py runs wrangler.toml's limits.
@@ -115,23 +129,62 @@ LOCAL_ONLY_VARS = frozenset({"LOCAL_D1_LATENCY_MS"})
 
 
 class WorkerdPool:
-    """One `wrangler dev` per distinct configuration, started on first use and stopped at the session's end."""
+    """One `wrangler dev` per distinct configuration, stopped at the session's end.
+
+    Workers start in the background (launch) and are waited for on first use (get), so the ones whose
+    configuration is known up front boot on the second core while the CPython tests run. Their local D1 is
+    migrated once by `wrangler d1 migrations apply` and copied to each run.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.servers: dict[str, WorkerdServer] = {}
+        self.migrated: WorkerdServer | None = None
 
-    def get(self, env_vars: dict[str, str], rate_limits: dict[str, int] | None = None) -> WorkerdServer:
+    @staticmethod
+    def _key(env_vars: dict[str, str], rate_limits: dict[str, int] | None, without_database: bool) -> str:
+        return json.dumps([env_vars, rate_limits, without_database], sort_keys=True)
+
+    def launch(
+        self, env_vars: dict[str, str], rate_limits: dict[str, int] | None = None, *, without_database: bool = False
+    ) -> WorkerdServer:
+        """Starts this configuration's Worker (once) without waiting for it to answer."""
         env_vars = {name: value for name, value in env_vars.items() if name not in LOCAL_ONLY_VARS}
-        key = json.dumps([env_vars, rate_limits], sort_keys=True)
+        key = self._key(env_vars, rate_limits, without_database)
         if key not in self.servers:
             workdir = self.root / f"worker-{len(self.servers)}"
-            self.servers[key] = WorkerdServer(workdir, env_vars, rate_limits=rate_limits).start()
+            server = WorkerdServer(workdir, env_vars, rate_limits=rate_limits, without_database=without_database)
+            if not without_database:
+                server.copy_state_from(self._migrated())
+            server.launch()
+            self.servers[key] = server
         return self.servers[key]
+
+    def get(
+        self, env_vars: dict[str, str], rate_limits: dict[str, int] | None = None, *, without_database: bool = False
+    ) -> WorkerdServer:
+        """This configuration's Worker, ready to answer."""
+        server = self.launch(env_vars, rate_limits, without_database=without_database)
+        return server.wait_until_ready(expect_status=503 if without_database else 200)
+
+    def _migrated(self) -> WorkerdServer:
+        if self.migrated is None:
+            self.migrated = WorkerdServer(self.root / "migrated", {})
+            self.migrated.migrate()
+        return self.migrated
 
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+
+
+# Configurations known before any test runs: their Workers boot in the background from the session's start.
+MISCONFIGURED_VARS = {name: value for name, value in BASE_VARS.items() if name != "HMAC_SECRET"}
+PRELAUNCHED: list[tuple[dict[str, str], dict[str, int] | None, bool]] = [
+    (dict(BASE_VARS), UNLIMITED, False),
+    (dict(BASE_VARS), None, False),  # wrangler.toml's own rate limits
+    (MISCONFIGURED_VARS, None, True),  # a deploy that forgot its D1 binding and HMAC_SECRET
+]
 
 
 @pytest.fixture(scope="session")
@@ -139,6 +192,15 @@ def workerd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdPo
     pool = WorkerdPool(tmp_path_factory.mktemp("workerd"))
     yield pool
     pool.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prelaunch_workers(request: pytest.FixtureRequest) -> None:
+    """When the session runs any workerd test, the Workers of the fixed configurations start booting now."""
+    if any("workerd" in item.nodeid or item.path.name == "test_workerd.py" for item in request.session.items):
+        pool: WorkerdPool = request.getfixturevalue("workerd_pool")
+        for env_vars, rate_limits, without_database in PRELAUNCHED:
+            pool.launch(env_vars, rate_limits, without_database=without_database)
 
 
 def assert_no_tracebacks(server: WorkerdServer, since: int) -> None:

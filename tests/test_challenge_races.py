@@ -112,7 +112,11 @@ def test_accept_and_cancel_race_against_the_real_server(slow_d1, live_server):
             # Every successful answer is one move in the history, and no move is lost or doubled.
             assert len(moves) == 2 + len(winners), (answers, moves)
             assert final.json()["status"] == moves[-1][1]
-            if len(winners) == 1:
+            if len(winners) == 1 and losers == ["E3011"]:
+                # Cancel finished before accept read: accept is refused from the final state it saw.
+                assert final.json()["status"] == winners[0]["status"] == "CANCELLED", answers
+                results.append("serial")
+            elif len(winners) == 1:
                 # Both read the same state: one wins, the other is told the challenge moved.
                 assert losers == ["E3014"], answers
                 assert final.json()["status"] == winners[0]["status"]
@@ -127,4 +131,5 @@ def test_accept_and_cancel_race_against_the_real_server(slow_d1, live_server):
             results_statuses.append(final.json()["status"])
         assert set(results_statuses) <= {"AWAITING_GATEKEEPER", "CANCELLED"}
         if isinstance(live_server, LiveServer):
-            assert set(results) == {"race"}  # with D1-like latency the requests always overlap
+            # With D1-like latency the requests overlap (a busy machine may still run a pair one after the other).
+            assert results.count("race") >= 5, results

@@ -21,7 +21,7 @@ import rfc8785
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from local.anvil import AnvilNode
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, use_local_chain_only
 from tests.support.contracts import deploy
 from tests.test_challenges_gatekeeper import ETH, TOKENS, Party, fund, gatekeeper_body, sign
 from tests.test_relay_support import Receiver
@@ -35,11 +35,7 @@ PROOF_BASE = "https://tattlehash.test/proof/"  # BASE_VARS' PUBLIC_BASE_URL
 def e2e_env(env_vars: dict[str, str], anvil: AnvilNode) -> dict[str, str]:
     """One configuration for every test here (one Worker): the session chain, webhooks to 127.0.0.1, first
     attempt right after the response."""
-    env_vars["RPC_URL_LOCAL"] = anvil.url
-    env_vars["RPC_TIMEOUT_SECONDS"] = "5"
-    env_vars["ALLOW_INSECURE_WEBHOOKS"] = "true"
-    env_vars["RELAY_DISPATCH_AFTER_RESPONSE"] = "true"
-    return env_vars
+    return use_local_chain_only(env_vars, anvil.url)
 
 
 @pytest.fixture

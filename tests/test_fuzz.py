@@ -16,7 +16,7 @@ from schemathesis.engine import Status, StopReason, events
 
 from api.routes import ROUTES
 from local.anvil import AnvilNode
-from tests.conftest import ADMIN_TOKEN, HMAC_SECRET
+from tests.conftest import ADMIN_TOKEN, HMAC_SECRET, use_local_chain_only
 from tests.support.client import ApiClient
 from tests.support.contracts import deploy
 from tests.support.server import LiveServer
@@ -61,14 +61,7 @@ MUST_SUCCEED = {
 
 @pytest.fixture
 def env_vars(env_vars: dict[str, str], chain: AnvilNode, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env_vars.update(
-        ALLOW_INSECURE_WEBHOOKS="true",
-        RPC_URL_LOCAL=chain.url,
-        RPC_PUBLIC_FALLBACKS="false",
-        RPC_TIMEOUT_SECONDS="5",
-    )
-    # Only the local chain is reachable here: a network with a dead endpoint would answer 502 by design.
-    env_vars.pop("RPC_URL_ETH_MAINNET", None)
+    use_local_chain_only(env_vars, chain.url)
     # httpx (the server's outbound client) honours these; the live server inherits this process's environment.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.setenv(name, DEAD_PROXY)

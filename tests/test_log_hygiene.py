@@ -17,7 +17,7 @@ from eth_account.messages import encode_defunct
 
 from core.logging import MemoryLogSink
 from local.anvil import AnvilNode
-from tests.conftest import ADMIN_TOKEN, HMAC_SECRET
+from tests.conftest import ADMIN_TOKEN, HMAC_SECRET, use_local_chain_only
 from tests.support.client import ApiClient
 from tests.support.contracts import deploy, transact
 from tests.support.server import LiveServer
@@ -94,15 +94,8 @@ def rpc_proxy(chain: AnvilNode) -> Iterator[KeyedRpcProxy]:
 
 @pytest.fixture
 def env_vars(env_vars: dict[str, str], rpc_proxy: KeyedRpcProxy) -> dict[str, str]:
-    env_vars.update(
-        RPC_URL_LOCAL=rpc_proxy.url,
-        RPC_PUBLIC_FALLBACKS="false",
-        RPC_TIMEOUT_SECONDS="5",
-        ALLOW_INSECURE_WEBHOOKS="true",
-        # The first webhook delivery attempt right after the response: its signing and errors get logged too.
-        RELAY_DISPATCH_AFTER_RESPONSE="true",
-    )
-    return env_vars
+    # The first webhook delivery attempt right after the response: its signing and errors get logged too.
+    return use_local_chain_only(env_vars, rpc_proxy.url)
 
 
 def sign(message: str, key: bytes) -> str:

@@ -19,7 +19,7 @@ from tests.support.client import ApiClient, ApiResponse
 CHALLENGE = "/gatekeeper/v2/wallet/challenge"
 VERIFY = "/gatekeeper/v2/wallet/verify"
 # Loopback only: with public fallbacks off, a stray RPC call can never reach the internet.
-RPC_URL = "http://127.0.0.1:9/rpc"
+RPC_URL = "http://127.0.0.1:9/"  # as BASE_VARS: the live suites share the base Worker
 
 KEY_ALICE = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 KEY_BOB = "0x" + "22" * 32

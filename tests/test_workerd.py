@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from local.config import PROJECT_ROOT
-from tests.conftest import ADMIN_TOKEN, BASE_VARS, WorkerdPool, assert_no_tracebacks
+from tests.conftest import ADMIN_TOKEN, BASE_VARS, MISCONFIGURED_VARS, WorkerdPool, assert_no_tracebacks
 from tests.support.workerd import BUNDLE, WRANGLER, WorkerdServer, runtime_environment
 
 pytestmark = pytest.mark.slow
@@ -86,14 +86,10 @@ def test_non_ascii_header_bytes_get_a_clean_answer(live_server) -> None:
     assert (status, body["error"]["code"]) == (401, "E9006")
 
 
-@pytest.fixture(scope="module")
-def misconfigured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdServer]:
-    """A deploy that forgot its D1 binding and its HMAC_SECRET."""
-    variables = {name: value for name, value in BASE_VARS.items() if name != "HMAC_SECRET"}
-    worker = WorkerdServer(tmp_path_factory.mktemp("misconfigured"), variables, without_database=True)
-    worker.start(expect_status=503)
-    yield worker
-    worker.stop()
+@pytest.fixture
+def misconfigured(workerd_pool: WorkerdPool) -> WorkerdServer:
+    """A deploy that forgot its D1 binding and its HMAC_SECRET (its /health answers 503)."""
+    return workerd_pool.get(MISCONFIGURED_VARS, None, without_database=True)
 
 
 def test_missing_binding_and_secret_are_documented_5xx(misconfigured: WorkerdServer) -> None:

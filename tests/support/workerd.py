@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -116,9 +117,14 @@ class WorkerdServer:
             timeout=120,
         )
 
+    def copy_state_from(self, source: WorkerdServer) -> None:
+        """Starts from another run's local D1 (already migrated by `wrangler d1`): one migration per session."""
+        shutil.copytree(source.state, self.state)
+
     def launch(self) -> None:
-        """Starts `wrangler dev` (after migrating) without waiting for it; launched_at marks the moment."""
-        self.migrate()
+        """Starts `wrangler dev` (migrating first unless its state was copied) without waiting for it."""
+        if not self.state.exists():
+            self.migrate()
         command = self._wrangler(
             "dev",
             "--ip", "127.0.0.1",
@@ -143,7 +149,13 @@ class WorkerdServer:
 
     def start(self, timeout: float = 120.0, *, expect_status: int = 200) -> WorkerdServer:
         self.launch()
+        return self.wait_until_ready(timeout, expect_status=expect_status)
+
+    def wait_until_ready(self, timeout: float = 120.0, *, expect_status: int = 200) -> WorkerdServer:
+        """Blocks until the launched Worker answers /health with `expect_status`; stops it and raises if not."""
         assert self.process is not None
+        if self.ready_after:
+            return self
         if wait_until_healthy(self.process, self.url, self.log_path, timeout, expect_status):
             self.ready_after = time.monotonic() - self.launched_at
             return self
