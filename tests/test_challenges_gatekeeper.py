@@ -283,3 +283,100 @@ async def test_expired_invitation_is_410(client, parties, token, clock):
     clock.advance(minutes=31)
     response = await client.post(f"/challenges/{challenge_id}/accept", token=counterparty.api_key)
     assert (response.status, response.error_code) == (410, "E3013")
+
+
+# ---- issue 12: completing after a proposal accepts that outcome only when the caller says so
+
+
+async def locked(client, chain, token, parties) -> str:
+    creator, counterparty = parties
+    fund(chain, token, creator, counterparty)
+    await verify_wallet(client, creator)
+    await verify_wallet(client, counterparty)
+    accepted = await created_and_accepted(client, creator, counterparty, token)
+    assert accepted["status"] == "INTENT_LOCKED", accepted
+    return accepted["id"]
+
+
+def final_attestation(db_path, challenge_id: str) -> tuple[str, dict[str, Any]]:
+    with sqlite3.connect(db_path) as connection:
+        hash_, text = connection.execute(
+            "SELECT hash, canonical_input FROM attestations WHERE challenge_id = ? AND kind = 'FINAL'", (challenge_id,)
+        ).fetchone()
+    assert hashlib.sha256(text.encode()).hexdigest() == hash_
+    return hash_, json.loads(text)
+
+
+async def test_complete_after_a_proposal_needs_explicit_acceptance(client, chain, token, parties, db_path):
+    creator, counterparty = parties
+    challenge_id = await locked(client, chain, token, parties)
+    proposed = await client.post(
+        f"/challenges/{challenge_id}/resolve", json={"outcome": "CREATOR_WIN"}, token=creator.api_key
+    )
+    assert proposed.json()["status"] == "INTENT_LOCKED", proposed.text
+    # A bare `complete` no longer means "whatever was proposed": 409 E3024, for both parties.
+    for party in (counterparty, creator):
+        bare = await client.post(f"/challenges/{challenge_id}/complete", token=party.api_key)
+        assert (bare.status, bare.error_code) == (409, "E3024"), bare.text
+        assert bare.json()["error"]["details"] == {"proposed_outcome": "CREATOR_WIN", "accept_outcome": None}
+    seen = (await client.get(f"/challenges/{challenge_id}", token=counterparty.api_key)).json()
+    assert seen["status"] == "INTENT_LOCKED" and seen["final_hash"] is None
+    assert seen["proposed_outcome"]["outcome"] == "CREATOR_WIN"
+    assert seen["proposed_outcome"]["proposed_by"] == creator.user_id
+    assert seen["proposed_outcome"]["dispute_window_ends_at"] is None  # nothing settles it by timeout here
+    other = await client.post(
+        f"/challenges/{challenge_id}/complete", json={"accept_outcome": "DRAW"}, token=counterparty.api_key
+    )
+    assert (other.status, other.error_code) == (409, "E3024")
+    bad = await client.post(
+        f"/challenges/{challenge_id}/complete", json={"accept_outcome": "EVERYONE"}, token=counterparty.api_key
+    )
+    assert (bad.status, bad.error_code) == (400, "E9004")
+    # Accepting explicitly, both: COMPLETED, and FINAL commits to the outcome both accepted.
+    first = await client.post(
+        f"/challenges/{challenge_id}/complete", json={"accept_outcome": "CREATOR_WIN"}, token=creator.api_key
+    )
+    assert first.json()["status"] == "INTENT_LOCKED", first.text
+    done = await client.post(
+        f"/challenges/{challenge_id}/complete", json={"accept_outcome": "CREATOR_WIN"}, token=counterparty.api_key
+    )
+    body = done.json()
+    assert body["status"] == "COMPLETED" and body["outcome"] == "CREATOR_WIN", done.text
+    final_hash, final_input = final_attestation(db_path, challenge_id)
+    assert final_hash == body["final_hash"] and final_input["outcome"] == "CREATOR_WIN"
+
+
+async def test_a_confirmation_given_before_a_proposal_does_not_accept_it(client, chain, token, parties, db_path):
+    creator, counterparty = parties
+    challenge_id = await locked(client, chain, token, parties)
+    # The counterparty confirms while nothing is proposed ...
+    early = await client.post(f"/challenges/{challenge_id}/complete", token=counterparty.api_key)
+    assert early.json()["status"] == "INTENT_LOCKED"
+    # ... then the creator proposes and accepts its own outcome: that is not the counterparty's acceptance.
+    await client.post(f"/challenges/{challenge_id}/resolve", json={"outcome": "CREATOR_WIN"}, token=creator.api_key)
+    own = await client.post(
+        f"/challenges/{challenge_id}/complete", json={"accept_outcome": "CREATOR_WIN"}, token=creator.api_key
+    )
+    assert own.json()["status"] == "INTENT_LOCKED" and own.json()["final_hash"] is None, own.text
+    disputed = await client.post(
+        f"/challenges/{challenge_id}/resolve", json={"outcome": "COUNTERPARTY_WIN"}, token=counterparty.api_key
+    )
+    assert disputed.json()["status"] == "DISPUTED"
+    with sqlite3.connect(db_path) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM attestations WHERE kind = 'FINAL'").fetchone() == (0,)
+
+
+async def test_accept_outcome_without_a_proposal_is_refused(client, chain, token, parties):
+    creator, counterparty = parties
+    challenge_id = await locked(client, chain, token, parties)
+    response = await client.post(
+        f"/challenges/{challenge_id}/complete", json={"accept_outcome": "CREATOR_WIN"}, token=creator.api_key
+    )
+    assert (response.status, response.error_code) == (409, "E3024")
+    assert response.json()["error"]["details"] == {"proposed_outcome": None, "accept_outcome": "CREATOR_WIN"}
+    # Agreeing by proposing the same outcome completes at once.
+    await client.post(f"/challenges/{challenge_id}/resolve", json={"outcome": "DRAW"}, token=creator.api_key)
+    agreed = await client.post(
+        f"/challenges/{challenge_id}/resolve", json={"outcome": "DRAW"}, token=counterparty.api_key
+    )
+    assert agreed.json()["status"] == "COMPLETED" and agreed.json()["outcome"] == "DRAW"

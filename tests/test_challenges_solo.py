@@ -196,4 +196,4 @@ async def test_solo_expires_when_resolution_due_passes(client, creator, services
     assert events["events"][-1]["type"] == "challenge.expired"
     # Running again does nothing: the job is idempotent.
     again = await run_scheduled(services)
-    assert again.results["challenge_timeouts"] == {"moved": 0, "skipped": 0, "scanned": 0}
+    assert again.results["challenge_timeouts"] == {"moved": 0, "skipped": 0, "deferred": 0, "scanned": 0}

@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from api.jobs import run_scheduled
 from tests.conftest import ADMIN_TOKEN
 
 BOND = "1000"
@@ -213,3 +214,21 @@ async def test_fire_flag_gates_creation(client, pair, env_vars):
     }
     response = await client.post("/challenges", json=body, token=creator)
     assert (response.status, response.error_code) == (503, "E9010")
+
+
+async def test_a_proposal_is_shown_to_the_other_party_and_never_settles_alone(client, pair, services, clock):
+    """Issue 12: FIRE has no dispute timeout, so one party's proposal waits for agreement or a moderator."""
+    (creator_id, creator), (counterparty_id, counterparty) = pair
+    challenge_id = await locked_fire(client, pair)
+    await client.post(f"/challenges/{challenge_id}/resolve", json={"outcome": "CREATOR_WIN"}, token=creator)
+    seen = (await client.get(f"/challenges/{challenge_id}", token=counterparty)).json()
+    assert seen["proposed_outcome"]["outcome"] == "CREATOR_WIN"
+    assert seen["proposed_outcome"]["proposed_by"] == creator_id
+    events = (await client.get(f"/challenges/{challenge_id}/events", token=counterparty)).json()
+    (announced,) = [event for event in events["events"] if event["type"] == "challenge.outcome_proposed"]
+    assert announced["data"]["outcome"] == "CREATOR_WIN" and announced["data"]["proposed_by"] == creator_id
+    clock.advance(days=60)
+    await run_scheduled(services)
+    body = (await client.get(f"/challenges/{challenge_id}", token=creator)).json()
+    assert body["status"] == "AWAITING_RESOLUTION" and {s["status"] for s in body["stakes"]} == {"HELD"}
+    assert counterparty_id in {s["user_id"] for s in body["stakes"]}

@@ -14,10 +14,13 @@ from core.auth import Principal
 from core.clock import format_time, parse_time
 from core.context import Services
 from core.errors import ApiError
+from core.ids import new_id
 
 Action = Callable[..., Awaitable[None]]
 OUTCOMES = ("CREATOR_WIN", "COUNTERPARTY_WIN", "DRAW", "NO_CONTEST")
 DEFAULT_VERIFICATION_TIMEOUT_SECONDS = 3600
+DEFAULT_DISPUTE_TIMEOUT_SECONDS = 72 * 3600
+OUTCOME_PROPOSED = "challenge.outcome_proposed"
 
 
 def actor(principal: Principal) -> str:
@@ -232,7 +235,8 @@ async def verify(services: Services, challenge: dict[str, Any], role: str, princ
     await transitions.apply(services.db, with_deadline(change, modes.INTENT_LOCKED), now)
 
 
-async def _party_actions(services: Services, challenge_id: str, action: str) -> dict[str, Any]:
+async def party_actions(services: Services, challenge_id: str, action: str) -> dict[str, Any]:
+    """Each party's latest `action` (COMPLETE, RESPOND, RESOLVE) on this challenge: user id → payload."""
     result = (
         await services.db.prepare(
             "SELECT user_id, payload FROM challenge_party_actions WHERE challenge_id = ? AND action = ?"
@@ -284,19 +288,94 @@ async def finish(services: Services, change: Change, outcome: str | None, now: d
     await transitions.apply(services.db, with_deadline(change, modes.COMPLETED), now)
 
 
-async def complete(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
-    """Each party confirms; the second confirmation completes with the final attestation."""
+def _other_party(challenge: dict[str, Any], user_id: str | None) -> str | None:
+    if user_id is None:
+        return None
+    if user_id == challenge["creator_user_id"]:
+        return challenge["counterparty_user_id"]
+    return challenge["creator_user_id"]
+
+
+async def dispute_window_seconds(services: Services, challenge: dict[str, Any]) -> int | None:
+    """How long the other party has to dispute before the timeout job settles (ENFORCED); None: no timeout."""
+    if challenge["mode"] != modes.ENFORCED:
+        return None
+    config = (
+        await services.db.prepare("SELECT dispute_timeout_seconds FROM enforced_configs WHERE challenge_id = ?")
+        .bind(challenge["id"])
+        .first()
+    )
+    return int(config["dispute_timeout_seconds"]) if config else DEFAULT_DISPUTE_TIMEOUT_SECONDS
+
+
+def announce(change: Change, outcome: str, proposed_by: str | None, window_seconds: int | None, now: datetime) -> None:
+    """Make `outcome` the standing proposal, announced in the same batch: `challenge.outcome_proposed` to the
+    other party, a history entry, and (where a timeout settles it) a dispute window that starts right here.
+
+    The event id is stored with the proposal, so the timeout job can tell an announced proposal from one
+    that never was; an unannounced one never settles money.
+    """
+    challenge = change.challenge
+    stamp = format_time(now)
+    event_id = new_id()
+    window_end = None
+    if window_seconds is not None and challenge["status"] == modes.AWAITING_RESOLUTION:
+        window_end = format_time(now + timedelta(seconds=window_seconds))
+        change.set_columns["dispute_deadline"] = window_end
+    change.set_columns |= {
+        "proposed_outcome": outcome,
+        "proposed_by": proposed_by,
+        "proposed_at": stamp,
+        "proposal_event_id": event_id,
+    }
+    change.record = True
+    change.event_ids[OUTCOME_PROPOSED] = event_id
+    payload = event_payload(
+        challenge,
+        change.to_status or challenge["status"],
+        outcome=outcome,
+        proposed_by=proposed_by,
+        proposed_at=stamp,
+        dispute_window_ends_at=window_end,
+    )
+    change.events.append((OUTCOME_PROPOSED, payload, _other_party(challenge, proposed_by)))
+
+
+async def complete(
+    services: Services,
+    challenge: dict[str, Any],
+    role: str,
+    principal: Principal,
+    accept_outcome: str | None = None,
+) -> None:
+    """Each party confirms; the second confirmation completes with the final attestation.
+
+    After a proposal, a confirmation is an acceptance of that outcome and must say so (`accept_outcome`);
+    only confirmations of the outcome standing now count, so none given before a proposal carries over to it.
+    """
     require_role(role, "CREATOR", "COUNTERPARTY")
     if challenge["mode"] == modes.GATEKEEPER and challenge["status"] == modes.AWAITING_GATEKEEPER:
         raise ApiError("E4020")
     ensure_action(challenge, "complete")
+    proposed = challenge["proposed_outcome"]
+    if accept_outcome != proposed:
+        details = {"proposed_outcome": proposed, "accept_outcome": accept_outcome}
+        if accept_outcome is None:
+            message = f"{proposed} is proposed: send accept_outcome {proposed} to accept it, or dispute"
+        elif proposed is None:
+            message = "No outcome is proposed: complete without accept_outcome, or propose one with resolve"
+        else:
+            message = f"accept_outcome {accept_outcome} is not the proposed outcome {proposed}"
+        raise ApiError("E3024", message, details)
     now = services.now()
     user_id = principal.user_id or ""
-    confirmed = set(await _party_actions(services, challenge["id"], "COMPLETE")) | {user_id}
+    confirmations = await party_actions(services, challenge["id"], "COMPLETE")
+    confirmations[user_id] = proposed
+    accepted = {party for party, outcome in confirmations.items() if outcome == proposed}
     change = Change(challenge, actor(principal), "completion confirmed")
-    change.extra.append(_party_action_statement(services, change, user_id, "COMPLETE", None, now))
-    if challenge["mode"] == modes.SOLO or _parties(challenge) <= confirmed:
-        await finish(services, change, challenge["proposed_outcome"], now)
+    change.extra.append(_party_action_statement(services, change, user_id, "COMPLETE", proposed, now))
+    if challenge["mode"] == modes.SOLO or _parties(challenge) <= accepted:
+        await finish(services, change, proposed, now)
         return
     await transitions.apply(services.db, change, now)
 
@@ -336,22 +415,36 @@ async def resolve(
     if challenge["mode"] == modes.SOLO:
         await finish(services, change, outcome, now)
         return
-    user_id = principal.user_id or ""
-    proposals = await _party_actions(services, challenge["id"], "RESOLVE")
-    proposals[user_id] = outcome
+    await _propose(services, change, principal.user_id or "", outcome, now)
+
+
+async def _propose(services: Services, change: Change, user_id: str, outcome: str, now: datetime) -> None:
+    """A party's outcome: the other's same proposal → COMPLETED; a different one → DISPUTED; none → announced."""
+    challenge = change.challenge
+    proposals = await party_actions(services, challenge["id"], "RESOLVE")
+    theirs = proposals.get(_other_party(challenge, user_id))
+    if theirs is None and proposals.get(user_id) == outcome and challenge["proposed_by"] == user_id:
+        return  # the same proposal again: already announced, and its window does not restart
     change.extra.append(_party_action_statement(services, change, user_id, "RESOLVE", outcome, now))
-    change.set_columns["proposed_outcome"] = outcome
-    if _parties(challenge) <= set(proposals):
-        if len(set(proposals.values())) == 1:
-            await finish(services, change, outcome, now)
-            return
-        change.to_status = modes.DISPUTED
-        change.reason = "parties disagree"
-        change.events.append(
-            ("challenge.disputed", event_payload(challenge, modes.DISPUTED, reason="parties disagree"), None)
-        )
-        change = with_deadline(change, modes.DISPUTED)
-    await transitions.apply(services.db, change, now)
+    if theirs == outcome:
+        # Both parties chose this outcome themselves: agreement, whatever the clock says.
+        change.reason = f"parties agree: {outcome}"
+        await finish(services, change, outcome, now)
+        return
+    if theirs is None:
+        change.reason = f"outcome proposed: {outcome}"
+        announce(change, outcome, user_id, await dispute_window_seconds(services, challenge), now)
+        await transitions.apply(services.db, with_deadline(change, challenge["status"]), now)
+        return
+    # A different outcome disputes the standing proposal, so it must come within that proposal's window.
+    ensure_before(challenge, "dispute_deadline", now, "E3020", "The dispute window has closed")
+    change.to_status = modes.DISPUTED
+    change.reason = "parties disagree"
+    announce(change, outcome, user_id, None, now)
+    change.events.append(
+        ("challenge.disputed", event_payload(challenge, modes.DISPUTED, reason="parties disagree"), None)
+    )
+    await transitions.apply(services.db, with_deadline(change, modes.DISPUTED), now)
 
 
 async def dispute(services: Services, challenge: dict[str, Any], role: str, principal: Principal) -> None:
@@ -394,19 +487,16 @@ async def respond(
     now = services.now()
     ensure_before(challenge, "response_deadline", now, "E3013", "The response deadline has passed")
     user_id = principal.user_id or ""
-    responded = set(await _party_actions(services, challenge["id"], "RESPOND")) | {user_id}
+    responded = set(await party_actions(services, challenge["id"], "RESPOND")) | {user_id}
     change = Change(challenge, actor(principal), "response submitted")
     change.extra.append(_party_action_statement(services, change, user_id, "RESPOND", response, now))
     change.events.append(
         ("challenge.response_submitted", event_payload(challenge, challenge["status"], responder=user_id), None)
     )
     if _parties(challenge) <= responded:
-        config = (
-            await services.db.prepare("SELECT dispute_timeout_seconds FROM enforced_configs WHERE challenge_id = ?")
-            .bind(challenge["id"])
-            .first()
-        )
-        seconds = int(config["dispute_timeout_seconds"]) if config else 72 * 3600
+        # Until a party proposes an outcome this window can only end in NO_CONTEST (all refunded);
+        # a proposal restarts it from its own announcement.
+        seconds = await dispute_window_seconds(services, challenge) or DEFAULT_DISPUTE_TIMEOUT_SECONDS
         change.to_status = modes.AWAITING_RESOLUTION
         change.set_columns["dispute_deadline"] = format_time(now + timedelta(seconds=seconds))
         change = with_deadline(change, modes.AWAITING_RESOLUTION)

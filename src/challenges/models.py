@@ -94,6 +94,14 @@ class ResolveBody(StrictModel):
     resolution_data: dict[str, Any] | None = None
 
 
+class CompleteBody(StrictModel):
+    accept_outcome: Outcome | None = Field(
+        default=None,
+        description="Required once an outcome is proposed, and equal to it: completing then means accepting"
+        " that outcome (409 E3024 otherwise). Leave out while nothing is proposed.",
+    )
+
+
 class RespondBody(StrictModel):
     response: str = Field(min_length=1, max_length=5000)
 
@@ -134,6 +142,19 @@ class StakeOut(OutModel):
     status: str
 
 
+class ProposalOut(OutModel):
+    """The standing outcome proposal: what the other party accepts (same outcome) or disputes."""
+
+    outcome: Outcome
+    proposed_by: str | None = Field(description="User id of the proposing party")
+    proposed_at: str | None = Field(description="When it was recorded and announced (challenge.outcome_proposed)")
+    dispute_window_ends_at: str | None = Field(
+        description="ENFORCED: without a dispute by then the timeout job completes with this outcome;"
+        " null where no timeout settles a proposal"
+    )
+    event_id: str | None = Field(description="Id of the challenge.outcome_proposed event that announced it")
+
+
 class ChallengeOut(OutModel):
     id: str
     mode: Mode
@@ -155,6 +176,7 @@ class ChallengeOut(OutModel):
     requirements: dict[str, SideOut]
     stakes: list[StakeOut]
     outcome: str | None
+    proposed_outcome: ProposalOut | None
     settlement: dict[str, str] | None
     fire_config: dict[str, Any] | None = None
     enforced_config: dict[str, Any] | None = None

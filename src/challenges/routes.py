@@ -8,6 +8,7 @@ from challenges.models import (
     ChallengeEvents,
     ChallengeList,
     ChallengeOut,
+    CompleteBody,
     EmptyBody,
     ResolveBody,
     RespondBody,
@@ -134,12 +135,19 @@ ROUTES: list[Route] = [
         body_fields=("response",),
     ),
     _action(
-        "complete", lifecycle.complete, "Confirm completion; both → COMPLETED with the final attestation", ("E4020",)
+        "complete",
+        lifecycle.complete,
+        "Confirm completion; both → COMPLETED with the final attestation. After a proposal, only with"
+        " accept_outcome equal to it",
+        ("E4020", "E3024"),
+        body=CompleteBody,
+        body_fields=("accept_outcome",),
     ),
     _action(
         "resolve",
         lifecycle.resolve,
-        "Propose (parties) or decide (admin) the outcome",
+        "Propose (parties: announced to the other party by challenge.outcome_proposed; the same outcome from"
+        " both → COMPLETED, a different one → DISPUTED) or decide (admin) the outcome",
         ("E3020", "E3021"),
         body=ResolveBody,
         body_fields=("outcome", "resolution_data"),
@@ -166,6 +174,18 @@ ROUTES: list[Route] = [
         "Public proof: HTML page with a QR code, or JSON (Accept: application/json) with every hash input",
         "proof",
         flag=flags.CHALLENGES,
+        errors=("E3010",),
+    ),
+    Route(
+        "GET",
+        "/challenges/{challenge_id}/openings",
+        proof.get_openings,
+        "The value and salt behind each private commitment of the proof's hashes (parties and admin only)",
+        "proof",
+        flag=flags.CHALLENGES,
+        auth="any",
+        response=proof.ProofOpenings,
+        rate_limit="challenges",
         errors=("E3010",),
     ),
 ]

@@ -147,6 +147,21 @@ async def _configs_many(db: Database, table: str, ids: list[str]) -> dict[str, d
     return configs
 
 
+def proposal(challenge: dict[str, Any]) -> dict[str, Any] | None:
+    """The standing outcome proposal as both parties see it (SPEC §7 `resolve`), or None."""
+    if not challenge["proposed_outcome"]:
+        return None
+    announced = challenge["proposed_at"] is not None
+    return {
+        "outcome": challenge["proposed_outcome"],
+        "proposed_by": challenge["proposed_by"],
+        "proposed_at": challenge["proposed_at"],
+        # ENFORCED only (the others have no dispute deadline); it ran from the announcement.
+        "dispute_window_ends_at": challenge["dispute_deadline"] if announced else None,
+        "event_id": challenge["proposal_event_id"],
+    }
+
+
 async def serialize_many(db: Database, challenges: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The API view of challenges, loading what they need in a fixed number of queries (not per challenge)."""
     ids = [challenge["id"] for challenge in challenges]
@@ -177,6 +192,7 @@ async def serialize_many(db: Database, challenges: list[dict[str, Any]]) -> list
             "requirements": requirements_by_id[challenge["id"]],
             "stakes": stakes_by_id[challenge["id"]],
             "outcome": challenge["outcome"],
+            "proposed_outcome": proposal(challenge),
             "settlement": settlements[challenge["id"]],
             "fire_config": fire.get(challenge["id"]),
             "enforced_config": enforced.get(challenge["id"]),

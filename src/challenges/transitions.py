@@ -28,6 +28,9 @@ UPDATABLE_COLUMNS = frozenset(
         "completed_at",
         "outcome",
         "proposed_outcome",
+        "proposed_by",
+        "proposed_at",
+        "proposal_event_id",
         "resolution_data",
         "initiator_hash",
         "counter_hash",
@@ -53,6 +56,10 @@ class Change:
     via: str | None = None
     # Unique per attempt: the guard of every dependent write, so only the winner's writes land.
     change_id: str = field(default_factory=new_id)
+    # A change without a status move that still belongs in the history (an outcome proposal): from = to.
+    record: bool = False
+    # Ids to give events of these types, for rows that must point at them (a proposal at its announcement).
+    event_ids: dict[str, str] = field(default_factory=dict)
 
     def guard(self) -> tuple[str, tuple[Any, ...]]:
         """SQL + params that hold only after this change committed: for guarded INSERT … WHERE EXISTS."""
@@ -117,6 +124,8 @@ def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
     batch: list[Statement] = [update]
     for before, after in itertools.pairwise(path):
         batch.append(_history(db, change, before, after, stamp))
+    if change.record and len(path) == 1:
+        batch.append(_history(db, change, current, current, stamp))
     guard_sql, guard_params = change.guard()
     for event_type, payload, user_id in change.events:
         batch.append(
@@ -129,6 +138,7 @@ def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
                 user_id=user_id,
                 guard_sql=guard_sql,
                 guard_params=guard_params,
+                event_id=change.event_ids.get(event_type),
             )
         )
     batch.extend(change.extra)

@@ -23,6 +23,7 @@ EVENT_TYPES = (
     "challenge.completed",
     "challenge.cancelled",
     "challenge.expired",
+    "challenge.outcome_proposed",
     "stake.held",
     "stake.released",
     "stake.slashed",
@@ -41,16 +42,18 @@ def event_statement(
     user_id: str | None = None,
     guard_sql: str | None = None,
     guard_params: tuple[Any, ...] = (),
+    event_id: str | None = None,
 ) -> Statement:
     """An INSERT of one event; with a guard it inserts only if the guard query finds a row.
 
     The guard lets an event ride in the same batch as a conditional update: when the update lost
     its race (0 rows changed), the guard finds nothing and no event is written either.
+    `event_id` is for a row that must point at this event (e.g. a proposal at its announcement).
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type}")
     values = (
-        new_id(),
+        event_id or new_id(),
         event_type,
         challenge_id,
         user_id,
