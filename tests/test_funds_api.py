@@ -569,3 +569,13 @@ async def test_openapi_documents_the_funds_routes(api: ApiClient) -> None:
     assert schema["properties"]["min_balance"]["type"] == "string"
     assert schema["properties"]["min_balance"]["pattern"] == "^[0-9]{1,78}$"
     assert NETWORKS in document["paths"]
+
+
+@pytest.mark.parametrize("extra_env", [{"HMAC_SECRET": None}, {"HMAC_SECRET": "too-short"}])
+async def test_without_the_commitment_key_no_check_runs(api: ApiClient, node: FakeNode, services: Services) -> None:
+    """The balance commitment is keyed from HMAC_SECRET: without it, a clear 500 before any node request."""
+    response = await api.post(CHECK, json=native())
+    assert (response.status, response.error_code) == (500, "E9001")
+    assert response.json()["error"]["details"]["variable"] == "HMAC_SECRET"
+    assert node.requests == []
+    assert await attestation_count(services) == 0

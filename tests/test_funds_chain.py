@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import http.server
 import json
 import secrets
@@ -23,6 +24,7 @@ from core.context import Services
 from core.logging import MemoryLogSink
 from gatekeeper import funds
 from local.anvil import AnvilNode
+from tests.conftest import ADMIN_TOKEN, HMAC_SECRET
 from tests.support.client import ApiClient
 from tests.support.contracts import deploy, transact
 
@@ -360,6 +362,7 @@ async def test_networks_are_checked_concurrently(chain: AnvilNode, services: Ser
                 "RPC_URL_LOCAL": local_proxy.url,
                 "RPC_URL_BASE_SEPOLIA": base_proxy.url,
                 "RPC_PUBLIC_FALLBACKS": "false",
+                "HMAC_SECRET": HMAC_SECRET,  # the key of the balance commitments
             }
         )
         two_chains = Services(env=env, db=services.db, clock=services.clock, logger=services.logger)
@@ -413,6 +416,14 @@ async def test_the_balance_never_leaves_the_server(
     ]
     assert [response.status for response in responses] == [200, 200, 200, 200, 400]
     assert [response.json().get("status") for response in responses[:4]] == ["PASSED", "FAILED", "PASSED", "FAILED"]
+    # The owner's re-verification takes the balance in, and gives back only a yes or no.
+    verified = await api.post(
+        f"/gatekeeper/v2/funds/attestations/{responses[1].json()['attestation_id']}/verify",
+        json={"balance": str(balance)},
+        token=api_key,
+    )
+    assert verified.json()["matches"] is True
+    responses.append(verified)
 
     rows = (await services.db.prepare("SELECT * FROM funds_attestations").all()).results
     events = (await services.db.prepare("SELECT * FROM events").all()).results
@@ -433,9 +444,10 @@ async def test_the_balance_never_leaves_the_server(
             assert form not in text
 
 
-async def test_attestation_stores_a_salted_commitment(
+async def test_attestation_stores_a_keyed_commitment(
     api: ApiClient, chain: AnvilNode, services: Services, make_user: Callable[..., Any]
 ) -> None:
+    """Issue 12 item 9: sha256(balance ":" salt) with the salt beside it falls to a brute force of a DB copy."""
     user_id, api_key = await make_user()
     wallet = new_wallet()
     balance = 3 * 10**17
@@ -460,18 +472,70 @@ async def test_attestation_stores_a_salted_commitment(
         "provider_host": first["provider"],
         "balance_commitment": row["balance_commitment"],
         "salt": row["salt"],
+        "commitment_scheme": "HMAC-SHA256-V1",
         "checked_at": first["checked_at"],
     }
     assert len(row["salt"]) == 64 and int(row["salt"], 16) >= 0
-    assert row["balance_commitment"] == hashlib.sha256(f"{balance}:{row['salt']}".encode()).hexdigest()
-    assert funds.verify_commitment(balance, row["salt"], row["balance_commitment"])
+    # What a copy of the database allows: try balances against the salt beside the commitment. No match.
+    assert row["balance_commitment"] != hashlib.sha256(f"{balance}:{row['salt']}".encode()).hexdigest()
+    # The keyed form, with the key derived from HMAC_SECRET exactly as docs/security.md states.
+    key = hmac.new(HMAC_SECRET.encode(), b"tattlehash/funds-commitment/v1", hashlib.sha256).digest()
+    assert row["balance_commitment"] == hmac.new(key, f"{balance}:{row['salt']}".encode(), hashlib.sha256).hexdigest()
+    assert funds.verify_commitment(balance, row["salt"], row["balance_commitment"], key)
 
     other = await attestation(services, second["attestation_id"])
     assert other["status"] == "FAILED"
     # A fresh salt per check: the same balance never gives the same commitment twice.
     assert other["salt"] != row["salt"]
     assert other["balance_commitment"] != row["balance_commitment"]
-    assert funds.verify_commitment(balance, other["salt"], other["balance_commitment"])
+    assert funds.verify_commitment(balance, other["salt"], other["balance_commitment"], key)
+
+
+async def test_the_owner_of_a_check_can_have_its_balance_reverified(
+    api: ApiClient, chain: AnvilNode, services: Services, make_user: Callable[..., Any], log_sink: MemoryLogSink
+) -> None:
+    """A party cannot recompute a keyed commitment itself: the server re-verifies a claimed balance for it."""
+    _, owner = await make_user()
+    _, stranger = await make_user()
+    wallet = new_wallet()
+    balance = 5 * 10**17 + 12345
+    chain.set_balance(wallet, balance)
+    checked = (await api.post(CHECK, json=native(wallet, 1), token=owner)).json()
+    url = f"/gatekeeper/v2/funds/attestations/{checked['attestation_id']}/verify"
+
+    right = await api.post(url, json={"balance": str(balance)}, token=owner)
+    assert right.status == 200, right.text
+    assert right.json() == {
+        "attestation_id": checked["attestation_id"],
+        "network": "local",
+        "block_number": checked["block_number"],
+        "status": "PASSED",
+        "checked_at": checked["checked_at"],
+        "matches": True,
+    }
+    wrong = await api.post(url, json={"balance": str(balance + 1)}, token=owner)
+    assert wrong.json()["matches"] is False
+    assert (await api.post(url, json={"balance": str(balance)}, token=ADMIN_TOKEN)).json()["matches"] is True
+    # Nobody else learns anything, not even that the attestation exists.
+    for token in (stranger,):
+        refused = await api.post(url, json={"balance": str(balance)}, token=token)
+        assert (refused.status, refused.error_code) == (404, "E2008")
+    unknown = await api.post(
+        "/gatekeeper/v2/funds/attestations/2b1f3c1e-1111-4111-8111-111111111111/verify",
+        json={"balance": "1"},
+        token=owner,
+    )
+    assert (unknown.status, unknown.error_code) == (404, "E2008")
+    assert (await api.post(url, json={"balance": "1"})).error_code == "E9005"
+    # An anonymous check has no owner: only an operator can re-verify it.
+    anonymous = (await api.post(CHECK, json=native(wallet, 1))).json()
+    other_url = f"/gatekeeper/v2/funds/attestations/{anonymous['attestation_id']}/verify"
+    assert (await api.post(other_url, json={"balance": str(balance)}, token=owner)).error_code == "E2008"
+    for bad in (balance, "-1", "1e18", "0x10", "", "9" * 79, str(2**256)):
+        refused = await api.post(url, json={"balance": bad}, token=owner)
+        assert (refused.status, refused.error_code) == (400, "E9004"), bad
+    # The claim never reaches a log line.
+    assert not any(str(balance) in line for line in log_sink.lines)
 
 
 async def test_challenge_feature_can_store_attestations_in_its_own_batch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import pytest
 from eth_utils import function_signature_to_4byte_selector
@@ -173,19 +174,36 @@ def test_requirement_refuses_inconsistent_construction(changes: dict[str, object
         funds.FundsRequirement(**arguments)  # type: ignore[arg-type]
 
 
-def test_commitment_is_sha256_of_balance_and_salt() -> None:
+def test_commitment_is_keyed_with_a_key_derived_from_hmac_secret() -> None:
+    secret = "s" * 32
+    key = funds.commitment_key(Env({"HMAC_SECRET": secret}))
+    # The documented derivation: k = HMAC-SHA256(HMAC_SECRET, "tattlehash/funds-commitment/v1").
+    assert key == hmac.new(secret.encode(), b"tattlehash/funds-commitment/v1", hashlib.sha256).digest()
+    assert key != funds.commitment_key(Env({"HMAC_SECRET": "t" * 32}))
     salt = "ab" * 32
-    commitment = funds.balance_commitment(12345, salt)
-    assert commitment == hashlib.sha256(f"12345:{salt}".encode()).hexdigest()
-    assert funds.verify_commitment(12345, salt, commitment)
-    assert not funds.verify_commitment(12346, salt, commitment)
-    assert not funds.verify_commitment(12345, "cd" * 32, commitment)
+    commitment = funds.balance_commitment(12345, salt, key)
+    assert commitment == hmac.new(key, f"12345:{salt}".encode(), hashlib.sha256).hexdigest()
+    assert commitment != hashlib.sha256(f"12345:{salt}".encode()).hexdigest()
+    assert funds.verify_commitment(12345, salt, commitment, key)
+    assert not funds.verify_commitment(12346, salt, commitment, key)
+    assert not funds.verify_commitment(12345, "cd" * 32, commitment, key)
+    assert not funds.verify_commitment(12345, salt, commitment, funds.commitment_key(Env({"HMAC_SECRET": "t" * 32})))
+    # Rows from before migration 0008 carry no scheme: they were plain sha256 and still verify as such.
+    legacy = hashlib.sha256(f"12345:{salt}".encode()).hexdigest()
+    assert funds.verify_commitment(12345, salt, legacy, key, None)
+    assert not funds.verify_commitment(12345, salt, legacy, key)
+
+
+def test_commitment_key_needs_hmac_secret() -> None:
+    with pytest.raises(ApiError) as raised:
+        funds.commitment_key(Env({}))
+    assert raised.value.code == "E9001" and raised.value.details == {"variable": "HMAC_SECRET"}
 
 
 def test_result_repr_hides_the_salt() -> None:
     requirement = funds.FundsRequirement(HOLDER, MAINNET, "NATIVE", 1)
     salt = "5a" * 32
-    result = funds.FundsResult(requirement, "PASSED", 1, "rpc.test", funds.balance_commitment(2, salt), salt)
+    result = funds.FundsResult(requirement, "PASSED", 1, "rpc.test", funds.balance_commitment(2, salt, b"k" * 32), salt)
     assert salt not in repr(result)
     assert result.passed
     assert len(result.attestation_id) == 36

@@ -1,14 +1,18 @@
-"""The public proof of a challenge: a self-contained HTML page with a QR code, or JSON with every hash input."""
+"""The public proof of a challenge (a self-contained HTML page with a QR code, or JSON with every hash input)
+and, for its parties only, the openings of the private fields its hashes commit to."""
 
 from __future__ import annotations
 
 import html
 from typing import Any
 
+from pydantic import Field
+
 from challenges import attestation, modes, store
 from core.context import RequestContext
 from core.errors import ApiError
 from core.http import Request, Response
+from core.schemas import OutModel
 
 _HASH_KINDS = (("INITIATOR", "initiator", "I"), ("COUNTER", "counter", "C"), ("FINAL", "final", "FINAL"))
 
@@ -19,26 +23,28 @@ def proof_url(ctx: RequestContext, challenge_id: str) -> str:
 
 
 async def proof_document(ctx: RequestContext, challenge: dict[str, Any]) -> dict[str, Any]:
-    """Everything a verifier needs: each hash with the exact canonical JSON it was computed from."""
-    rows = (
-        await ctx.db.prepare("SELECT kind, hash, canonical_input, created_at FROM attestations WHERE challenge_id = ?")
-        .bind(challenge["id"])
-        .all()
-    )
-    by_kind = {row["kind"]: row for row in rows.results}
+    """Everything a verifier needs: each hash with the exact canonical JSON it was computed from.
+
+    Those inputs hold no private field (see challenges.attestation); an input from before that rule
+    (version v1, with the description and user ids in clear) is withheld: its hash is still shown, and
+    the parties can fetch the input from GET /challenges/{id}/openings.
+    """
+    by_kind = await attestation.load_rows(ctx.db, challenge["id"])
     hashes: dict[str, Any] = {}
     for kind, name, _ in _HASH_KINDS:
         row = by_kind.get(kind)
-        hashes[name] = (
-            None
-            if row is None
-            else {
-                "hash": row["hash"],
-                "canonical_json": row["canonical_input"],
-                "input": attestation.parse_input(row["canonical_input"]),
-                "created_at": row["created_at"],
-            }
-        )
+        if row is None:
+            hashes[name] = None
+            continue
+        withheld = row.is_legacy
+        hashes[name] = {
+            "hash": row.hash,
+            "canonical_json": None if withheld else row.canonical_input,
+            "input": None if withheld else row.input,
+            "created_at": row.created_at,
+        }
+        if withheld:
+            hashes[name]["withheld"] = "this input predates private commitments: only the parties may see it"
     requirements = await store.requirements(ctx.db, challenge["id"])
     parties = {
         side: {
@@ -70,6 +76,7 @@ async def proof_document(ctx: RequestContext, challenge: dict[str, Any]) -> dict
         "parties": parties,
         "hashes": hashes,
         "algorithm": "sha256 over RFC 8785 (JCS) canonical JSON; FINAL commits to I, C and the outcome",
+        "commitment_algorithm": attestation.COMMITMENT_ALGORITHM,
     }
 
 
@@ -136,7 +143,9 @@ td{{padding:.35rem 0}} .top{{display:flex;gap:1.5rem;justify-content:space-betwe
 <h2>Parties</h2>{parties or '<p class="muted">No gatekeeper requirements</p>'}
 <h2>Hashes</h2><table>{hashes}</table>
 <p class="muted">Each hash is sha256 over RFC 8785 canonical JSON. Fetch this URL with
-<code>Accept: application/json</code> for the exact inputs and recompute them yourself.</p>
+<code>Accept: application/json</code> for the exact inputs and recompute them yourself. Private terms
+(the description, who the parties are) enter the hashes only as salted commitments that the parties
+can open.</p>
 <p class="mono muted">{escape(document["proof_url"])}</p>
 </main></body></html>"""
 
@@ -156,3 +165,60 @@ async def get_proof(request: Request, ctx: RequestContext) -> Response:
             "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
         },
     )
+
+
+# -- openings (parties only) ------------------------------------------------------------------------------
+
+
+class OpeningOut(OutModel):
+    value: Any = Field(description="The private value committed to (any JSON value; null when absent)")
+    salt: str = Field(description="64 hex characters")
+    commitment: str = Field(description='sha256 of the RFC 8785 canonical JSON of {"salt": salt, "value": value}')
+
+
+class HashOpenings(OutModel):
+    hash: str
+    canonical_json: str = Field(description="The hash input, exactly as hashed (the proof publishes the same)")
+    openings: dict[str, OpeningOut] = Field(description="Per entry of the input's commitments: its opening")
+
+
+class ProofOpenings(OutModel):
+    challenge_id: str
+    algorithm: str
+    initiator: HashOpenings | None
+    counter: HashOpenings | None
+    final: HashOpenings | None
+
+
+async def get_openings(request: Request, ctx: RequestContext) -> Response:
+    """The challenge's parties (and operators) get the value and salt behind each private commitment.
+
+    Strangers get 404 E3010, as for the challenge itself. A party may hand an opening to whomever it
+    wants to prove a field to: with the public proof, the opening is checkable by anyone.
+    """
+    challenge, _ = await store.load_visible(ctx.db, request.path_params["challenge_id"], ctx.principal)
+    rows = await attestation.load_rows(ctx.db, challenge["id"])
+    hashes: dict[str, HashOpenings | None] = {}
+    for kind, name, _ in _HASH_KINDS:
+        row = rows.get(kind)
+        hashes[name] = (
+            None
+            if row is None
+            else HashOpenings(
+                hash=row.hash,
+                canonical_json=row.canonical_input,
+                openings={
+                    field: OpeningOut(value=opening.value, salt=opening.salt, commitment=opening.commitment)
+                    for field, opening in row.openings.items()
+                },
+            )
+        )
+    out = ProofOpenings(
+        challenge_id=challenge["id"],
+        algorithm=attestation.COMMITMENT_ALGORITHM,
+        initiator=hashes["initiator"],
+        counter=hashes["counter"],
+        final=hashes["final"],
+    )
+    # Private data: never cached by a shared cache.
+    return Response.json(out.model_dump(), headers={"cache-control": "private, no-store"})

@@ -1,4 +1,4 @@
-"""Proof of funds: threshold checks pinned to one block, salted balance commitments, attestation statements.
+"""Proof of funds: threshold checks pinned to one block, keyed balance commitments, attestation statements.
 
 Request budget: checking k requirements on one network costs exactly ONE HTTP request to the node once
 its head is known, whatever k is; different networks are checked concurrently. The request is one
@@ -17,8 +17,12 @@ providers fan them out to different backends), so reads at "latest" can straddle
 reported block would not be the one the balances came from. The price of one request is that N may
 be up to the max age old: the proof states exactly which block it describes.
 
-The balance never leaves this module: results carry only PASSED/FAILED and the commitment
-``sha256(f"{balance}:{salt}")`` with a fresh 32-byte salt that is stored server-side, never returned.
+The balance never leaves this module: results carry only PASSED/FAILED and the keyed commitment
+``HMAC-SHA256(k, f"{balance}:{salt}")`` with a fresh 32-byte salt that is stored server-side, never
+returned, and ``k = HMAC-SHA256(HMAC_SECRET, "tattlehash/funds-commitment/v1")``. Keyed, because the salt
+sits beside the commitment: with plain sha256 a copy of the database alone would brute-force any
+balance in seconds (balances are small numbers). The server re-verifies a claimed balance on request
+(verify_commitment; POST /gatekeeper/v2/funds/attestations/{id}/verify).
 """
 
 from __future__ import annotations
@@ -43,13 +47,14 @@ from core.clock import format_time
 from core.config import Env
 from core.context import Services
 from core.errors import ApiError
-from core.ids import new_id, random_hex
+from core.ids import is_uuid4, new_id, random_hex
 from core.logging import Logger
 from db.port import MAX_SAFE_INTEGER, Database, Statement
 
 __all__ = [
     "ASSET_TYPES",
     "CHECK_DEADLINE_SECONDS",
+    "COMMITMENT_SCHEME",
     "PROOF_TYPE",
     "RPC_POLICY",
     "AssetType",
@@ -58,14 +63,19 @@ __all__ = [
     "FundsStatus",
     "RpcFactory",
     "RpcPolicy",
+    "StoredAttestation",
     "attestation_statement",
     "attestation_statements",
     "balance_commitment",
     "build_requirement",
     "check_requirements",
+    "commitment_key",
     "default_rpc_factory",
     "ensure_challenge_access",
+    "load_attestation",
+    "parse_balance",
     "parse_min_balance",
+    "reverify",
     "verify_commitment",
 ]
 
@@ -77,6 +87,9 @@ PROOF_TYPE = "OPAQUE_V1"
 UINT256_LIMIT = 2**256
 MAX_AMOUNT_DIGITS = 78  # len(str(2**256 - 1))
 SALT_BYTES = 32
+COMMITMENT_SCHEME = "HMAC-SHA256-V1"
+# Domain separation: the session MAC and any later use of HMAC_SECRET never share this key.
+_COMMITMENT_KEY_LABEL = b"tattlehash/funds-commitment/v1"
 # Whole-check budget: per-attempt timeouts times retries times endpoints can add up to minutes, and a
 # caller waiting that long has given up; past this the answer is 502 E2004, never a hang.
 CHECK_DEADLINE_SECONDS = 25.0
@@ -257,24 +270,38 @@ async def ensure_challenge_access(db: Database, challenge_id: str, principal: Pr
 # -- commitments ----------------------------------------------------------------------------------------
 
 
-def balance_commitment(balance: int, salt: str) -> str:
-    """sha256 of "<balance in decimal>:<salt hex>", hex: binds the attestation to the balance seen."""
-    return hashlib.sha256(f"{balance}:{salt}".encode()).hexdigest()
+def commitment_key(env: Env) -> bytes:
+    """k = HMAC-SHA256(HMAC_SECRET, label): the commitment key; 500 E9001 when HMAC_SECRET is not set."""
+    return hmac.new(env.hmac_secret().encode(), _COMMITMENT_KEY_LABEL, hashlib.sha256).digest()
 
 
-def verify_commitment(balance: int, salt: str, commitment: str) -> bool:
-    """Whether a claimed balance matches a stored commitment (for audits and disputes)."""
-    return hmac.compare_digest(balance_commitment(balance, salt), commitment)
+def balance_commitment(balance: int, salt: str, key: bytes) -> str:
+    """HMAC-SHA256(key, "<balance in decimal>:<salt hex>"), hex: binds the attestation to the balance seen."""
+    return hmac.new(key, f"{balance}:{salt}".encode(), hashlib.sha256).hexdigest()
 
 
-def _result(requirement: FundsRequirement, balance: int, block: int, host: str) -> FundsResult:
+def verify_commitment(
+    balance: int, salt: str, commitment: str, key: bytes, scheme: str | None = COMMITMENT_SCHEME
+) -> bool:
+    """Whether a claimed balance matches a stored commitment (for the party, audits and disputes).
+
+    `scheme` None is a row from before migration 0008: plain sha256(balance ":" salt).
+    """
+    if scheme is None:
+        expected = hashlib.sha256(f"{balance}:{salt}".encode()).hexdigest()
+    else:
+        expected = balance_commitment(balance, salt, key)
+    return hmac.compare_digest(expected, commitment)
+
+
+def _result(requirement: FundsRequirement, balance: int, block: int, host: str, key: bytes) -> FundsResult:
     salt = random_hex(SALT_BYTES)
     return FundsResult(
         requirement=requirement,
         status="PASSED" if balance >= requirement.min_balance else "FAILED",
         block_number=block,
         provider_host=host,
-        balance_commitment=balance_commitment(balance, salt),
+        balance_commitment=balance_commitment(balance, salt, key),
         salt=salt,
     )
 
@@ -371,17 +398,18 @@ async def _check_network(
     requirements: Sequence[FundsRequirement],
     logger: Logger,
     pinned: PinnedBlock,
+    commit_key: bytes,
 ) -> list[FundsResult]:
     known = pinned.recent(network, client)
     try:
-        return await _read_at(client, network, requirements, logger, pinned, known)
+        return await _read_at(client, network, requirements, logger, pinned, known, commit_key)
     except RpcError:
         if known is None:
             raise
         # The remembered block may be unknown to this endpoint (a lagging backend, a reset dev chain):
         # start over from the endpoint's own head.
         pinned.forget(network, client)
-        return await _read_at(client, network, requirements, logger, pinned, None)
+        return await _read_at(client, network, requirements, logger, pinned, None, commit_key)
 
 
 async def _read_at(
@@ -391,6 +419,7 @@ async def _read_at(
     logger: Logger,
     pinned: PinnedBlock,
     known: int | None,
+    commit_key: bytes,
 ) -> list[FundsResult]:
     block = known if known is not None else await client.call("eth_blockNumber", [], decode=_block_number)
     at = to_quantity(block)
@@ -431,7 +460,7 @@ async def _read_at(
                 raise _bad_token(network, key[1], "token_address does not answer balanceOf(address)") from None
         else:
             balances[key] = answer
-    return [_result(r, balances[_read_key(r)], block, host) for r in requirements]
+    return [_result(r, balances[_read_key(r)], block, host, commit_key) for r in requirements]
 
 
 def _as_api_error(network: Network, error: BaseException, logger: Logger) -> ApiError:
@@ -469,6 +498,8 @@ async def check_requirements(
     """
     if not requirements:
         return []
+    # Before any RPC: without HMAC_SECRET no commitment can be made, and the node must not be asked.
+    commit_key = commitment_key(services.env)
     build = rpc_factory or default_rpc_factory(services)
     logger = services.logger
     groups: dict[str, list[int]] = {}
@@ -482,7 +513,9 @@ async def check_requirements(
     async def run(name: str) -> list[FundsResult]:
         network = networks[name]
         client = build(network)
-        return await _check_network(client, network, [requirements[i] for i in groups[name]], logger, pinned)
+        return await _check_network(
+            client, network, [requirements[i] for i in groups[name]], logger, pinned, commit_key
+        )
 
     names = list(groups)
     try:
@@ -509,7 +542,7 @@ async def check_requirements(
 _INSERT = (
     "INSERT INTO funds_attestations (id, challenge_id, requirement_id, requested_by, wallet_address, network, "
     "chain_id, asset_type, token_address, min_balance, status, block_number, provider_host, balance_commitment, "
-    "salt, checked_at) "
+    "salt, commitment_scheme, checked_at) "
 )
 
 
@@ -545,6 +578,7 @@ def attestation_statement(
         result.provider_host,
         result.balance_commitment,
         result.salt,
+        COMMITMENT_SCHEME,
         format_time(now),
     )
     placeholders = ", ".join("?" * len(values))
@@ -569,3 +603,103 @@ def attestation_statements(
         )
         for result in results
     ]
+
+
+# -- re-verification ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredAttestation:
+    """What re-verifying a stored check needs; `owner_user_id` is whose balance it is (see load_attestation)."""
+
+    attestation_id: str
+    network: str
+    block_number: int
+    status: FundsStatus
+    checked_at: str
+    requested_by: str | None
+    owner_user_id: str | None
+    balance_commitment: str
+    salt: str = field(repr=False)
+    commitment_scheme: str | None = None
+
+
+async def load_attestation(db: Database, attestation_id: str) -> StoredAttestation | None:
+    """One stored check with whose balance it is: a challenge requirement's side user, else nobody.
+
+    One query: the requirement's side is resolved to the creator or counterparty of its challenge.
+    """
+    row = await (
+        db.prepare(
+            "SELECT a.id, a.network, a.block_number, a.status, a.checked_at, a.requested_by, a.balance_commitment,"
+            " a.salt, a.commitment_scheme,"
+            " CASE r.side WHEN 'CREATOR' THEN c.creator_user_id WHEN 'COUNTERPARTY' THEN c.counterparty_user_id"
+            " END AS owner_user_id"
+            " FROM funds_attestations a"
+            " LEFT JOIN funds_requirements r ON r.id = a.requirement_id"
+            " LEFT JOIN challenges c ON c.id = r.challenge_id"
+            " WHERE a.id = ?"
+        )
+        .bind(attestation_id)
+        .first()
+    )
+    if row is None:
+        return None
+    return StoredAttestation(
+        attestation_id=row["id"],
+        network=row["network"],
+        block_number=int(row["block_number"]),
+        status=row["status"],
+        checked_at=row["checked_at"],
+        requested_by=row["requested_by"],
+        owner_user_id=row["owner_user_id"],
+        balance_commitment=row["balance_commitment"],
+        salt=row["salt"],
+        commitment_scheme=row["commitment_scheme"],
+    )
+
+
+async def reverify(
+    services: Services, attestation_id: str, balance: object, principal: Principal
+) -> tuple[StoredAttestation, bool]:
+    """Whether `balance` is the one a stored check committed to; only its owner (or an operator) may ask.
+
+    The owner is whoever requested the check, or for a challenge's gatekeeper check the user of that
+    side. Anyone else gets 404 E2008, the same as for an unknown id. The balance is input here, never
+    output: the answer is a yes or no about the caller's own claim.
+    """
+    claimed = parse_balance(balance)
+    # Looked up only for well-formed ids: anything else cannot exist.
+    stored = await load_attestation(services.db, attestation_id) if is_uuid4(attestation_id) else None
+    if stored is None or not (
+        principal.is_admin
+        or (principal.user_id is not None and principal.user_id in (stored.requested_by, stored.owner_user_id))
+    ):
+        raise ApiError("E2008", details={"attestation_id": attestation_id})
+    key = commitment_key(services.env)
+    return stored, verify_commitment(claimed, stored.salt, stored.balance_commitment, key, stored.commitment_scheme)
+
+
+def parse_balance(value: object) -> int:
+    """A claimed balance: decimal digits, 0 <= n < 2^256, else 400 E9004 naming the field."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or not value.isascii()
+        or not value.isdigit()
+        or len(value) > MAX_AMOUNT_DIGITS
+        or int(value) >= UINT256_LIMIT
+    ):
+        raise ApiError(
+            "E9004",
+            details={
+                "fields": [
+                    {
+                        "field": "balance",
+                        "message": "must be a string of decimal digits (base units), below 2^256",
+                        "type": "value_error",
+                    }
+                ]
+            },
+        )
+    return int(value)

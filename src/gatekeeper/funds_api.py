@@ -1,4 +1,4 @@
-"""HTTP handlers and models for POST /gatekeeper/v2/funds/check and GET /gatekeeper/v2/networks."""
+"""HTTP handlers and models for the funds check, re-verifying its commitment, and GET /gatekeeper/v2/networks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field, WithJsonSchema
 from chain.networks import usable_networks
 from core.clock import format_time
 from core.context import RequestContext
+from core.errors import ApiError
 from core.flags import GATEKEEPER_V2
 from core.http import Request, Response
 from core.schemas import OutModel, StrictModel
@@ -16,6 +17,7 @@ from gatekeeper import funds
 
 FLAG = GATEKEEPER_V2
 CHECK_ERRORS = ("E2001", "E2002", "E2003", "E2004", "E2005", "E2007", "E3010")
+VERIFY_ERRORS = ("E2008",)
 
 # These fields are typed loosely on purpose: the pipeline would answer a wrong JSON type with the
 # generic E9004, while the API documents a specific code per field (a JSON number as min_balance is
@@ -67,6 +69,23 @@ class FundsCheckResult(OutModel):
     attestation_id: str
 
 
+class CommitmentVerifyRequest(StrictModel):
+    # Loosely typed like min_balance, so a JSON number gets the documented field error, not a generic one.
+    balance: _Amount = Field(
+        examples=["2000000000000000000"],
+        description="The balance you claim the check saw at its block (base units, decimal string)",
+    )
+
+
+class CommitmentVerifyResult(OutModel):
+    attestation_id: str
+    network: str
+    block_number: int = Field(description="The block the check read, and the balance claim is about")
+    status: Literal["PASSED", "FAILED"]
+    checked_at: str
+    matches: bool = Field(description="Whether the claimed balance is the one the stored keyed commitment binds")
+
+
 class NetworkOut(OutModel):
     name: str
     chain_id: int
@@ -115,6 +134,28 @@ async def check_funds(request: Request, ctx: RequestContext) -> Response:
         block_number=result.block_number,
         checked_at=format_time(now),
         attestation_id=result.attestation_id,
+    )
+    return Response.json(out.model_dump())
+
+
+async def verify_commitment(request: Request, ctx: RequestContext) -> Response:
+    """The owner of a check asks whether a balance is the one committed to: the server holds the key."""
+    body: CommitmentVerifyRequest = ctx.body
+    principal = ctx.principal
+    if principal is None:  # the route requires a bearer; kept explicit for the type checker
+        raise ApiError("E9005")
+    stored, matches = await funds.reverify(ctx.services, request.path_params["attestation_id"], body.balance, principal)
+    # No claimed balance in the log line: only whether it matched.
+    ctx.services.logger.info(
+        "funds_commitment_verified", request_id=ctx.request_id, attestation_id=stored.attestation_id, matches=matches
+    )
+    out = CommitmentVerifyResult(
+        attestation_id=stored.attestation_id,
+        network=stored.network,
+        block_number=stored.block_number,
+        status=stored.status,
+        checked_at=stored.checked_at,
+        matches=matches,
     )
     return Response.json(out.model_dump())
 
