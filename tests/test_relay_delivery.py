@@ -94,7 +94,7 @@ async def test_retries_on_failure_with_backoff(client, services, receivers, alic
     await dispatch_pending(services)
     (row,) = await deliveries_of(services, endpoint["id"])
     assert (row["status"], row["attempt_count"], row["last_status_code"]) == ("PENDING", 1, 500)
-    assert row["last_error"] == "HTTP 500: oops"
+    assert row["last_error"] == "http_status"  # classified; the receiver's "oops" is not kept
     clock.advance(30)  # not due yet: nothing is sent
     await dispatch_pending(services)
     assert len(receiver.received) == 1
@@ -176,7 +176,7 @@ async def test_slow_receiver_times_out_and_is_retried(client, services, receiver
 
     (row,) = await deliveries_of(services, endpoint["id"])
     assert row["status"] == "PENDING" and row["last_status_code"] is None
-    assert row["last_error"] == "timeout after 0.3 s"
+    assert row["last_error"] == "timeout"
     (attempt,) = await attempts_of(services, row["id"])
     assert 250 <= attempt["duration_ms"] < 1400
 
@@ -191,7 +191,7 @@ async def test_receiver_closing_the_connection_is_a_recorded_failure(client, ser
 
     (row,) = await deliveries_of(services, endpoint["id"])
     assert row["status"] == "PENDING"
-    assert row["last_error"].startswith("connection error (RemoteProtocolError)")
+    assert row["last_error"] == "connection_error"
     (attempt,) = await attempts_of(services, row["id"])
     assert attempt["status_code"] is None and attempt["error"] == row["last_error"]
 
@@ -209,8 +209,7 @@ async def test_garbage_and_huge_bodies_are_cut_short(client, services, receivers
 
     (failed,) = await deliveries_of(services, noisy_endpoint["id"])
     assert failed["status"] == "PENDING" and failed["last_status_code"] == 502
-    assert failed["last_error"].startswith("HTTP 502: ") and len(failed["last_error"]) <= delivery.MAX_ERROR_CHARS
-    assert failed["last_error"].isascii() and failed["last_error"].isprintable()
+    assert failed["last_error"] == "http_status"
     (delivered,) = await deliveries_of(services, huge_endpoint["id"])
     assert delivered["status"] == "DELIVERED"
     # We hung up long before 64 MiB: the receiver's writes failed part way.
@@ -370,7 +369,7 @@ async def test_url_no_longer_allowed_is_never_called(client, services, receivers
 
     assert receiver.received == []
     (row,) = await deliveries_of(services, endpoint["id"])
-    assert row["status"] == "FAILED" and row["last_error"] == "URL not allowed: only https URLs are allowed"
+    assert row["status"] == "FAILED" and row["last_error"] == "url_not_allowed"
     assert len(await attempts_of(services, row["id"])) == 1
 
 
@@ -390,6 +389,9 @@ async def test_deleted_endpoint_gets_nothing_more(client, services, receivers, a
 
 
 async def test_rotated_secret_signs_the_next_attempt(client, services, receivers, alice, clock):
+    """After a rotation, attempts carry `v1,<new> v1,<old>` for 24 h, then only the new signature."""
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
     receiver = receivers(lambda index: Reply(500 if index == 0 else 200))
     _, token = alice
     endpoint = await register(client, token, receiver)
@@ -402,11 +404,20 @@ async def test_rotated_secret_signs_the_next_attempt(client, services, receivers
 
     await dispatch_pending(services)
 
-    assert receiver.received[1].error is None
-    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+    retry = receiver.received[1]
+    assert retry.error is None  # the new secret verifies
+    assert len(retry.headers["webhook-signature"].split()) == 2
+    assert Webhook(endpoint["secret"]).verify(retry.body, retry.headers)  # so does the old one, during the overlap
+    assert len(receiver.received[0].headers["webhook-signature"].split()) == 1  # before the rotation: one
 
+    clock.advance(hours=24)
+    await solo(client, token)
+    await dispatch_pending(services)
+
+    later = receiver.received[2]
+    assert later.error is None and len(later.headers["webhook-signature"].split()) == 1
     with pytest.raises(WebhookVerificationError):
-        Webhook(endpoint["secret"]).verify(receiver.received[1].body, receiver.received[1].headers)
+        Webhook(endpoint["secret"]).verify(later.body, later.headers)
 
 
 async def test_deliveries_endpoint_shows_every_attempt_without_secrets(client, services, receivers, alice, clock):
@@ -426,7 +437,7 @@ async def test_deliveries_endpoint_shows_every_attempt_without_secrets(client, s
     assert item["webhook_id"] == "msg_" + row["id"] and item["event_type"] == "challenge.created"
     assert item["status"] == "DELIVERED" and item["attempt_count"] == 2
     assert [(a["attempt_number"], a["status_code"], a["error"]) for a in item["attempts"]] == [
-        (1, 500, "HTTP 500: not yet"),
+        (1, 500, "http_status"),
         (2, 200, None),
     ]
     assert endpoint["secret"] not in response.text and "whsec_" not in response.text
@@ -451,4 +462,4 @@ async def test_a_broken_event_does_not_hold_back_the_others(client, services, re
     assert report["fanout_events"] == 2 and report["webhooks_delivered"] == 1 and report["webhooks_failed"] == 1
     assert event_types(receiver.verified) == ["challenge.created"]
     broken = await rows(services, "SELECT status, last_error FROM webhook_deliveries WHERE event_id = 'broken-event'")
-    assert broken == [{"status": "FAILED", "last_error": "event payload is not valid JSON"}]
+    assert broken == [{"status": "FAILED", "last_error": "invalid_payload"}]

@@ -251,7 +251,8 @@ async def test_fire_events_with_stakes(client, people, outbox):
     assert (await act(client, cid, "stake", counterparty, bond))["status"] == "AWAITING_RESOLUTION"
     await outbox.expect(("stake.held", counterparty.user_id), ("challenge.intent_locked", None), challenge_id=cid)
     await act(client, cid, "resolve", creator, {"outcome": "CREATOR_WIN"})
-    await outbox.expect(challenge_id=cid)  # one proposal is not an outcome
+    # One proposal is not an outcome: it is announced to the other party.
+    await outbox.expect(("challenge.outcome_proposed", counterparty.user_id), challenge_id=cid)
     await act(client, cid, "resolve", counterparty, {"outcome": "CREATOR_WIN"})
     await outbox.expect(
         ("challenge.completed", None),
@@ -306,8 +307,8 @@ COVERED = {
     "challenge.created", "challenge.invitation_sent", "challenge.accepted",
     "challenge.gatekeeper_verification_required", "challenge.intent_locked", "challenge.verification_failed",
     "challenge.activated", "challenge.response_submitted", "challenge.disputed", "challenge.completed",
-    "challenge.cancelled", "challenge.expired", "stake.held", "stake.released", "stake.slashed", "stake.refunded",
-    "wallet.verified",
+    "challenge.cancelled", "challenge.expired", "challenge.outcome_proposed", "stake.held", "stake.released",
+    "stake.slashed", "stake.refunded", "wallet.verified",
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from relay import secretbox
 from tests.conftest import ADMIN_TOKEN
 from tests.test_relay_support import rows
 
@@ -42,7 +43,8 @@ async def test_register_returns_the_secret_once(client, alice, services, log_sin
     assert body["secret"] not in listed.text and "whsec_" not in listed.text
     assert body["secret"] not in "\n".join(log_sink.lines)
     (stored,) = await rows(services, "SELECT user_id, secret FROM webhook_endpoints")
-    assert stored == {"user_id": user_id, "secret": body["secret"]}
+    assert stored["user_id"] == user_id and stored["secret"].startswith("aesgcm1:")  # sealed at rest
+    assert await secretbox.open_secret(secretbox.key_ring(services.env), stored["secret"], body["id"]) == body["secret"]
 
 
 async def test_all_event_types_when_none_are_named(client, alice):
@@ -141,8 +143,12 @@ async def test_rotate_secret_returns_a_new_secret_only_to_the_owner(client, alic
     body = rotated.json()
     assert body["id"] == endpoint["id"] and body["secret"].startswith("whsec_")
     assert body["secret"] != endpoint["secret"]
-    (stored,) = await rows(services, "SELECT secret FROM webhook_endpoints")
-    assert stored["secret"] == body["secret"]
+    (stored,) = await rows(services, "SELECT secret, previous_secret, previous_secret_until FROM webhook_endpoints")
+    ring = secretbox.key_ring(services.env)
+    assert await secretbox.open_secret(ring, stored["secret"], endpoint["id"]) == body["secret"]
+    # The replaced secret is kept (sealed) for the 24 h overlap.
+    assert await secretbox.open_secret(ring, stored["previous_secret"], endpoint["id"]) == endpoint["secret"]
+    assert stored["previous_secret_until"] == "2026-11-25T12:00:00.000Z"
 
 
 async def test_someone_elses_deliveries_are_404(client, alice, bob):

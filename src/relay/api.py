@@ -11,11 +11,17 @@ from core.context import RequestContext
 from core.http import Request, Response
 from core.schemas import OutModel, StrictModel
 from core.validation import page_limit
-from relay import webhooks
+from relay import secretbox, webhooks
 from relay.outbox import EVENT_TYPES
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 DeliveryStatus = Literal["PENDING", "DELIVERED", "FAILED", "CANCELLED"]
+AttemptReason = Literal[webhooks.ATTEMPT_REASONS]  # type: ignore[valid-type]
+REASON_HELP = (
+    "Why the attempt failed, classified (the receiver's answer is never shown): http_status (see status_code),"
+    " timeout, connection_refused, connection_error, dns_error, tls_error, blocked_address (the host resolved"
+    " to a private, loopback, link-local or metadata address), url_not_allowed, invalid_payload, request_failed"
+)
 
 
 class WebhookCreate(StrictModel):
@@ -48,7 +54,9 @@ class WebhookEndpointList(OutModel):
 
 class WebhookSecret(OutModel):
     id: str
-    secret: str = Field(description="The new whsec_… signing secret; the old one stops being used at once")
+    secret: str = Field(
+        description="The new whsec_… signing secret; for 24 h deliveries carry both signatures (new, then old)"
+    )
 
 
 class WebhookAttemptOut(OutModel):
@@ -56,7 +64,7 @@ class WebhookAttemptOut(OutModel):
     started_at: str
     duration_ms: int
     status_code: int | None
-    error: str | None
+    error: AttemptReason | None = Field(description=REASON_HELP)
 
 
 class WebhookDeliveryOut(OutModel):
@@ -68,7 +76,7 @@ class WebhookDeliveryOut(OutModel):
     attempt_count: int
     next_attempt_at: str | None
     last_status_code: int | None
-    last_error: str | None
+    last_error: AttemptReason | None = Field(description=REASON_HELP)
     created_at: str
     updated_at: str
     delivered_at: str | None
@@ -85,6 +93,7 @@ async def create_webhook(request: Request, ctx: RequestContext) -> Response:
     body: WebhookCreate = ctx.body
     endpoint, secret = await webhooks.create_endpoint(
         ctx.db,
+        secretbox.key_ring(ctx.env),
         principal.user_id or "",
         body.url,
         body.description,
@@ -110,7 +119,8 @@ async def delete_webhook(request: Request, ctx: RequestContext) -> Response:
 async def rotate_secret(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     endpoint_id = request.path_params["webhook_id"]
-    secret = await webhooks.rotate_secret(ctx.db, principal.user_id or "", endpoint_id, ctx.now())
+    ring = secretbox.key_ring(ctx.env)
+    secret = await webhooks.rotate_secret(ctx.db, ring, principal.user_id or "", endpoint_id, ctx.now())
     return Response.json({"id": endpoint_id, "secret": secret})
 
 

@@ -7,11 +7,17 @@ import email.utils
 import json
 import random
 import re
+import socket
+import ssl
+import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import httpx
 
 from core import flags
 from core.clock import format_time, unix_seconds
@@ -20,12 +26,14 @@ from core.context import Services
 from core.errors import ApiError
 from core.ids import new_id
 from db.port import MAX_BOUND_PARAMETERS, Database, DatabaseError, Statement
-from relay import notify, signing
+from relay import notify, secretbox, signing
 from relay.queues import drain_in_order
-from relay.webhooks import parse_event_types, validate_url
+from relay.secretbox import KeyRing
+from relay.webhooks import BlockedAddress, ResolutionFailed, parse_event_types, signing_secrets, validate_url
 
-if TYPE_CHECKING:
-    import httpx
+# The guarded transport dials sockets itself: CPython only. On Workers, fetch() makes every connection.
+if sys.platform != "emscripten":
+    from relay import egress
 
 # Delay after attempt n (1-based) fails: about 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; then FAILED.
 RETRY_DELAYS: tuple[int, ...] = (60, 300, 1800, 7200, 18000, 36000, 36000)
@@ -34,10 +42,9 @@ JITTER = 0.1
 RETRY_AFTER_CAP_SECONDS = 36000
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_TIMEOUT_SECONDS = 30.0
-# Receivers' answers are read only this far: nothing needs more, and a huge body must not cost memory.
+# Receivers' answers are read only this far (and never shown): a huge body must not cost memory.
 MAX_RESPONSE_BYTES = 4096
 MAX_ERROR_CHARS = 300
-MAX_SNIPPET_CHARS = 200
 FANOUT_LIMIT = 100
 SEND_LIMIT = 50
 SEND_CONCURRENCY = 10
@@ -95,15 +102,45 @@ def backoff(
     return delay
 
 
+def failure_reason(error: BaseException) -> str:
+    """The classified reason (one of webhooks.ATTEMPT_REASONS) for the exception an attempt ended with."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for item in chain:
+        if isinstance(item, BlockedAddress):
+            return "blocked_address"
+        if isinstance(item, ResolutionFailed | socket.gaierror):
+            return "dns_error"
+        if isinstance(item, TimeoutError | httpx.TimeoutException):
+            return "timeout"
+        if isinstance(item, ssl.SSLError | ssl.CertificateError):
+            return "tls_error"
+        if isinstance(item, ConnectionRefusedError):
+            return "connection_refused"
+    if any("refused" in str(item).lower() for item in chain):
+        return "connection_refused"
+    if any(isinstance(item, httpx.TransportError | OSError) for item in chain):
+        return "connection_error"
+    return "request_failed"
+
+
 @dataclass
 class HttpResult:
-    """One outbound POST: status (None when no answer), time taken, and at most a few KiB of the answer."""
+    """One outbound POST: status (None when no answer), time taken, and at most a few KiB of the answer.
+
+    `error` is a one-line description for operators' records (notifications); `reason` is the classified
+    form an owner may see (webhooks.ATTEMPT_REASONS).
+    """
 
     status_code: int | None
     duration_ms: int
     error: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -114,8 +151,6 @@ async def post_bounded(
     http: httpx.AsyncClient, url: str, *, seconds: float, max_bytes: int, **request: Any
 ) -> HttpResult:
     """POST without following redirects, within `seconds` overall, reading at most `max_bytes` back."""
-    import httpx
-
     started = time.perf_counter()
 
     async def exchange() -> tuple[int, dict[str, str], bytes]:
@@ -140,12 +175,15 @@ async def post_bounded(
         # httpx's timeouts bound each read, not the whole exchange: a slow drip must not hold us longer.
         status, headers, body = await asyncio.wait_for(exchange(), seconds)
     except (TimeoutError, httpx.TimeoutException):
-        return HttpResult(None, elapsed(), f"timeout after {seconds:g} s")
+        return HttpResult(None, elapsed(), f"timeout after {seconds:g} s", reason="timeout")
+    except BlockedAddress:
+        return HttpResult(None, elapsed(), "the host resolved to a non-public address", reason="blocked_address")
     except httpx.HTTPError as error:
-        return HttpResult(None, elapsed(), clean_text(f"connection error ({type(error).__name__}): {error}"))
+        text = clean_text(f"connection error ({type(error).__name__}): {error}")
+        return HttpResult(None, elapsed(), text, reason=failure_reason(error))
     except Exception as error:  # a malformed answer or URL must become a recorded failure, never a crash
-        return HttpResult(None, elapsed(), f"request failed ({type(error).__name__})")
-    return HttpResult(status, elapsed(), None, headers, body)
+        return HttpResult(None, elapsed(), f"request failed ({type(error).__name__})", reason=failure_reason(error))
+    return HttpResult(status, elapsed(), None, headers, body, reason=None if 200 <= status < 300 else "http_status")
 
 
 # ---- fan-out: undispatched events → webhook_deliveries + notifications, then mark dispatched (one batch)
@@ -330,7 +368,8 @@ def message_body(event_type: str, created_at: str, payload: str) -> bytes:
 
 
 _DUE_SQL = (
-    "SELECT d.id, d.endpoint_id, d.attempt_count, w.url, w.secret, w.status AS endpoint_status, w.user_id,"
+    "SELECT d.id, d.endpoint_id, d.attempt_count, w.url, w.secret, w.previous_secret, w.previous_secret_until,"
+    " w.status AS endpoint_status, w.user_id,"
     " e.type AS event_type, e.payload, e.created_at AS event_created_at"
     " FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id JOIN events e ON e.id = d.event_id"
     " WHERE d.status = 'PENDING' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
@@ -370,16 +409,14 @@ class Attempt:
 
 
 def judge(number: int, started: datetime, result: HttpResult, now: datetime, *, final: bool = False) -> Attempt:
-    """Delivered on 2xx; 410 fails and disables; anything else retries on the schedule until it runs out."""
+    """Delivered on 2xx; 410 fails and disables; anything else retries on the schedule until it runs out.
+
+    The recorded error is a classified reason only: what a receiver answers is never stored or shown.
+    """
     stamp = format_time(started)
     if result.ok:
         return Attempt(number, stamp, result, "DELIVERED", None, None)
-    if result.status_code is not None:
-        snippet = clean_text(result.body.decode("utf-8", "replace"), MAX_SNIPPET_CHARS) if result.body else ""
-        error = f"HTTP {result.status_code}" + (f": {snippet}" if snippet else "")
-    else:
-        error = result.error or "no response"
-    error = clean_text(error)
+    error = "http_status" if result.status_code is not None else (result.reason or "request_failed")
     if result.status_code == 410:
         return Attempt(number, stamp, result, "FAILED", None, error, gone=True)
     delay = None if final else backoff(number, retry_after_seconds(result.headers.get("retry-after"), now))
@@ -469,7 +506,9 @@ async def _cancel(db: Database, row: dict[str, Any], now: datetime) -> bool:
     return result.changes == 1
 
 
-async def deliver_one(services: Services, row: dict[str, Any], owner: str, report: SendReport) -> str | None:
+async def deliver_one(
+    services: Services, row: dict[str, Any], owner: str, report: SendReport, http: httpx.AsyncClient, ring: KeyRing
+) -> str | None:
     """One attempt of one due delivery, if this run wins the claim; the delivery's new status, else None."""
     db, env = services.db, services.env
     now = services.now()
@@ -480,6 +519,9 @@ async def deliver_one(services: Services, row: dict[str, Any], owner: str, repor
     if not env.flag(flags.WEBHOOKS, row["user_id"]):
         report.skipped += 1  # paused while the flag is off for this user; resumes when it is back on
         return None
+    # Opened before the claim: a secret no configured key opens raises (logged by the caller) and the
+    # delivery stays due, untouched, until the operator puts the key back; no attempt is spent on it.
+    signers = await signing_secrets(ring, row, now)
     timeout = timeout_setting(env, "WEBHOOK_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
     if not await claim(db, row, owner, now, timeout + LEASE_MARGIN_SECONDS):
         report.skipped += 1
@@ -491,7 +533,8 @@ async def deliver_one(services: Services, row: dict[str, Any], owner: str, repor
         validate_url(row["url"], allow_insecure=env.bool("ALLOW_INSECURE_WEBHOOKS"))
     except ApiError as error:
         # Registered under rules that no longer hold (e.g. insecure URLs turned off): never send there.
-        result = HttpResult(None, 0, clean_text(f"URL not allowed: {error.details.get('reason', error.message)}"))
+        detail = clean_text(f"URL not allowed: {error.details.get('reason', error.message)}")
+        result = HttpResult(None, 0, detail, reason="url_not_allowed")
         final = True
     else:
         try:
@@ -499,14 +542,14 @@ async def deliver_one(services: Services, row: dict[str, Any], owner: str, repor
         except ValueError:
             # Cannot happen for outbox rows (json.dumps wrote them); if it does, fail it once, loudly, not forever.
             body = None
-            result = HttpResult(None, 0, "event payload is not valid JSON")
+            result = HttpResult(None, 0, "event payload is not valid JSON", reason="invalid_payload")
             final = True
         if body is not None:
             msg_id = "msg_" + row["id"]
-            headers = signing.headers(row["secret"], msg_id, unix_seconds(started), body)
+            headers = signing.headers(signers.all(), msg_id, unix_seconds(started), body)
             headers["user-agent"] = USER_AGENT
             result = await post_bounded(
-                services.http, row["url"], seconds=timeout, max_bytes=MAX_RESPONSE_BYTES, content=body, headers=headers
+                http, row["url"], seconds=timeout, max_bytes=MAX_RESPONSE_BYTES, content=body, headers=headers
             )
     finished = services.now()
     attempt = judge(number, started, result, finished, final=final)
@@ -547,6 +590,13 @@ async def send_due(
     report = SendReport()
     if not rows:
         return report.as_dict()
+    try:
+        ring = secretbox.key_ring(services.env)
+    except ApiError as error:
+        # Nothing can be signed: every due delivery waits (no attempt spent) until the key is configured.
+        report.errors = len(rows)
+        services.logger.error("webhook_secret_key_unavailable", variable=error.details.get("variable"))
+        return report.as_dict()
     queues: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         queues.setdefault(row["endpoint_id"], []).append(row)
@@ -557,11 +607,27 @@ async def send_due(
         report.errors += 1
         services.logger.error("webhook_delivery_error", delivery_id=row["id"], error_type=type(error).__name__)
 
-    await drain_in_order(
-        queues.values(),
-        concurrency=concurrency,
-        send=lambda row: deliver_one(services, row, owner, report),
-        keep_going=lambda status: status is None or status == "DELIVERED",
-        on_error=on_error,
-    )
+    async with receiver_client(services) as http:
+        await drain_in_order(
+            queues.values(),
+            concurrency=concurrency,
+            send=lambda row: deliver_one(services, row, owner, report, http, ring),
+            keep_going=lambda status: status is None or status == "DELIVERED",
+            on_error=on_error,
+        )
     return report.as_dict()
+
+
+@asynccontextmanager
+async def receiver_client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """The client one send run reaches receivers with.
+
+    CPython: relay.egress's guarded client (resolves each host once, refuses private, loopback,
+    link-local, CGNAT and metadata answers, dials the checked address), closed after the run.
+    Workers: the runtime's fetch(), which resolves names itself and cannot reach private networks.
+    """
+    if sys.platform == "emscripten":  # pragma: no cover - exercised in workerd
+        yield services.http
+        return
+    async with egress.guarded_client(allow_insecure=services.env.bool("ALLOW_INSECURE_WEBHOOKS")) as client:
+        yield client

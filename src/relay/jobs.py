@@ -6,7 +6,8 @@ import asyncio
 
 from core import flags
 from core.context import Services
-from relay import delivery, notify
+from core.errors import ApiError
+from relay import delivery, notify, webhooks
 
 # Sends started by a request must finish inside ctx.waitUntil's budget: one concurrent wave at most.
 AFTER_RESPONSE_SEND_LIMIT = 10
@@ -26,8 +27,16 @@ async def dispatch_pending(services: Services, *, send_limit: int = delivery.SEN
 
 
 async def run(services: Services) -> dict[str, int]:
-    """The cron job (every minute): the same work as after a request, with the larger send bound."""
-    return await dispatch_pending(services)
+    """The cron job (every minute): the same work as after a request, with the larger send bound, then
+    re-sealing webhook secrets not yet under the current key (plain legacy rows, a rotated key)."""
+    report = await dispatch_pending(services)
+    try:
+        resealed = await webhooks.rewrap_secrets(services)
+    except ApiError as error:
+        # No key configured: delivery already logged it; the secrets stay as they are until one is.
+        services.logger.error("webhook_secret_key_unavailable", variable=error.details.get("variable"))
+        resealed = {"resealed": 0, "unreadable": 0}
+    return report | {f"secrets_{name}": value for name, value in resealed.items()}
 
 
 def relay_enabled(services: Services) -> bool:

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
 # 24 bytes: inside the spec's 24-64 byte range and a multiple of 3, so the base64 carries no padding.
@@ -37,13 +38,18 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers plus the content type."""
+def headers(secret: str | Sequence[str], msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers plus the content type.
+
+    Several secrets (the new one first, then one being rotated out) give space-separated signatures,
+    `v1,<new> v1,<old>`: a receiver holding either secret accepts the message.
+    """
+    keys = [secret] if isinstance(secret, str) else list(secret)
     return {
         "content-type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(sign(key, msg_id, timestamp, body) for key in keys),
     }
 
 

@@ -1,4 +1,4 @@
-"""Webhook endpoints: URL rules (no SSRF into private networks), registration, listing, deletion, secret rotation."""
+"""Webhook endpoints: URL rules (no SSRF into private networks), registration, listing, deletion, sealed secrets."""
 
 from __future__ import annotations
 
@@ -7,31 +7,97 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from core.clock import format_time
+from core.context import Services
 from core.errors import ApiError
 from core.ids import new_id
-from db.port import Database
-from relay import signing
+from db.port import Database, Statement
+from relay import secretbox, signing
 from relay.outbox import EVENT_TYPES
+from relay.secretbox import KeyRing, SecretUnavailable
 
 MAX_URL_LENGTH = 2048
 MAX_ENDPOINTS_PER_USER = 20
 MAX_DELIVERY_PAGE = 50
 DEFAULT_DELIVERY_PAGE = 20
 INSECURE_HOSTS = frozenset({"localhost", "127.0.0.1"})
-# Names that reach the host itself or cloud metadata services without being IP literals.
-_BLOCKED_NAMES = frozenset({"localhost", "metadata.google.internal"})
-_LOCAL_SUFFIXES = frozenset({"localhost", "local", "internal"})
+# Names that reach the host itself or a cloud metadata service without being IP literals (hosts files,
+# cloud resolvers): refused outright, whatever they resolve to from here.
+_BLOCKED_NAMES = frozenset(
+    {
+        "localhost", "localhost.localdomain", "localhost4", "localhost4.localdomain4", "localhost6",
+        "localhost6.localdomain6", "ip6-localhost", "ip6-loopback", "broadcasthost",
+        "metadata", "metadata.google.internal", "metadata.goog", "metadata.azure.com", "metadata.azure.internal",
+        "instance-data", "instance-data.ec2.internal", "metadata.tencentyun.com", "metadata.packet.net",
+        "metadata.platformequinix.com",
+    }
+)  # fmt: skip
+# Last labels no public name has: special-use, local-network and reverse-lookup domains.
+_LOCAL_SUFFIXES = frozenset({"localhost", "local", "internal", "localdomain", "lan", "home", "corp", "arpa"})
+# Public wildcard-DNS services that answer with whatever address the name spells (127.0.0.1.nip.io → 127.0.0.1)
+# or always with loopback: no webhook receiver needs them, and their answer is whatever the caller wants.
+_ADDRESS_ECHO_DOMAINS = frozenset(
+    {"nip.io", "sslip.io", "xip.io", "traefik.me", "localtest.me", "lvh.me", "vcap.me", "lacolhost.com",
+     "localhost.direct"}
+)  # fmt: skip
 _METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+_NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_DASHED_IPV4 = re.compile(r"(?<![0-9])([0-9]{1,3})-([0-9]{1,3})-([0-9]{1,3})-([0-9]{1,3})(?![0-9])")
+_DECIMAL_OCTET = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 ENDPOINT_COLUMNS = "id, user_id, url, description, event_types, status, disabled_reason, created_at, updated_at"
+# What a deleted endpoint keeps in place of its secret: nothing that could ever sign again.
+DELETED_SECRET = "deleted"  # noqa: S105 - a tombstone, not a secret
+ROTATION_OVERLAP = timedelta(hours=24)
+REWRAP_LIMIT = 100
+
+# Why an attempt failed, as the owner sees it: a fixed vocabulary, never the receiver's words.
+ATTEMPT_REASONS = (
+    "http_status",
+    "timeout",
+    "connection_refused",
+    "connection_error",
+    "dns_error",
+    "tls_error",
+    "blocked_address",
+    "url_not_allowed",
+    "invalid_payload",
+    "request_failed",
+)
+# Free-text errors recorded before the vocabulary existed (migration 0009 rewrites them the same way).
+_LEGACY_REASONS = (
+    ("HTTP ", "http_status"),
+    ("timeout", "timeout"),
+    ("URL not allowed", "url_not_allowed"),
+    ("event payload is not valid JSON", "invalid_payload"),
+)
+
+
+class BlockedAddress(Exception):
+    """A receiver's host resolved to an address webhooks may not reach (private, loopback, metadata…)."""
+
+
+class ResolutionFailed(Exception):
+    """A receiver's host name did not resolve."""
+
+
+def public_reason(error: str | None) -> str | None:
+    """An attempt's recorded error as one of ATTEMPT_REASONS (older free-text errors are classified)."""
+    if error is None or error in ATTEMPT_REASONS:
+        return error
+    for prefix, reason in _LEGACY_REASONS:
+        if error.startswith(prefix):
+            return reason
+    if error.startswith("connection error"):
+        return "connection_refused" if "refused" in error.lower() else "connection_error"
+    return "request_failed"
 
 
 def _bad_url(reason: str) -> ApiError:
@@ -85,11 +151,68 @@ def _ip_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str |
     return None
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and is routed to (mapped, NAT64, 6to4, Teredo), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64_PREFIX:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def address_problem(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_loopback: bool = False
+) -> str | None:
+    """Why a webhook may not connect to this address (None when it may); judged on any IPv4 it embeds too."""
+    candidates = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            candidates.append(embedded)
+    for candidate in candidates:
+        if allow_loopback and candidate.is_loopback:
+            continue
+        problem = _ip_problem(candidate)
+        if problem:
+            return problem
+    return None
+
+
+def _name_problem(labels: list[str]) -> str | None:
+    """Why a host name may not be used: it names this host, a metadata service, or an address it spells out."""
+    host = ".".join(labels)
+    if host in _BLOCKED_NAMES or labels[-1] in _LOCAL_SUFFIXES:
+        return "local and metadata host names are not allowed"
+    if any(".".join(labels[start:]) in _ADDRESS_ECHO_DOMAINS for start in range(len(labels))):
+        return "wildcard DNS names that echo an IP address are not allowed"
+    # Dotted (`10.0.0.1.example.com`) or dashed (`ip-10-0-0-1.example.com`) addresses inside a name are what
+    # rebinding and echo services resolve to: refuse those that spell a non-public address.
+    spelled: list[str] = []
+    for start in range(len(labels) - 3):
+        quad = labels[start : start + 4]
+        if all(_DECIMAL_OCTET.match(label) for label in quad):
+            spelled.append(".".join(quad))
+    spelled += [".".join(match.groups()) for label in labels for match in _DASHED_IPV4.finditer(label)]
+    for text in spelled:
+        try:
+            address = ipaddress.IPv4Address(text)
+        except ValueError:
+            continue
+        if _ip_problem(address):
+            return "host names that spell out a non-public address are not allowed"
+    return None
+
+
 def validate_url(url: str, *, allow_insecure: bool = False) -> str:
     """The URL if a webhook may be sent to it, else 400 E6001 naming the rule it breaks.
 
-    Only literal addresses can be judged here (names are resolved by the runtime later); Workers'
-    outbound fetch cannot reach private networks, which covers names that resolve to them.
+    Literal addresses and names known to reach local or metadata services are judged here; what a name
+    resolves to is judged at each attempt (relay.egress on CPython; Workers' fetch cannot reach private
+    networks at all).
     """
     if not isinstance(url, str) or not url:
         raise _bad_url("a URL is required")
@@ -119,7 +242,7 @@ def validate_url(url: str, *, allow_insecure: bool = False) -> str:
     if address is not None:
         if insecure_dev:
             return url
-        problem = _ip_problem(address)
+        problem = address_problem(address)
         if problem:
             raise _bad_url(problem)
         return url
@@ -129,8 +252,9 @@ def validate_url(url: str, *, allow_insecure: bool = False) -> str:
         raise _bad_url("invalid host name")
     if insecure_dev:
         return url
-    if host in _BLOCKED_NAMES or labels[-1] in _LOCAL_SUFFIXES:
-        raise _bad_url("local and metadata host names are not allowed")
+    problem = _name_problem(labels)
+    if problem:
+        raise _bad_url(problem)
     if len(labels) < 2:
         # A single label resolves through the server's search domains, i.e. inside its own network.
         raise _bad_url("the host must be a fully qualified domain name")
@@ -214,6 +338,7 @@ def normalize_event_types(event_types: list[str] | None) -> list[str] | None:
 
 async def create_endpoint(
     db: Database,
+    ring: KeyRing,
     user_id: str,
     url: str,
     description: str | None,
@@ -222,10 +347,11 @@ async def create_endpoint(
     *,
     allow_insecure: bool,
 ) -> tuple[Endpoint, str]:
-    """Register an endpoint; returns it with its secret, which is shown to the caller only now."""
+    """Register an endpoint; returns it with its secret, which is shown to the caller only now (stored sealed)."""
     url = validate_url(url, allow_insecure=allow_insecure)
     types = normalize_event_types(event_types)
     endpoint_id, secret, stamp = new_id(), signing.new_secret(), format_time(now)
+    sealed = await secretbox.seal(ring, secret, endpoint_id)
     stored_types = json.dumps(types, separators=(",", ":")) if types is not None else None
     # The count and the insert are one statement, so concurrent registrations cannot pass the cap together.
     result = (
@@ -235,7 +361,7 @@ async def create_endpoint(
             " WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE user_id = ? AND status <> 'DELETED') < ?"
         )
         .bind(
-            endpoint_id, user_id, url, description, stored_types, secret, stamp, stamp, user_id, MAX_ENDPOINTS_PER_USER
+            endpoint_id, user_id, url, description, stored_types, sealed, stamp, stamp, user_id, MAX_ENDPOINTS_PER_USER
         )
         .run()
     )
@@ -276,7 +402,7 @@ async def get_endpoint(db: Database, user_id: str, endpoint_id: str) -> Endpoint
 
 
 async def delete_endpoint(db: Database, user_id: str, endpoint_id: str, now: datetime) -> None:
-    """Soft-delete (deliveries keep their history) and cancel what was still waiting to be sent."""
+    """Soft-delete (deliveries keep their history), forget its secrets and cancel what was still waiting."""
     stamp = format_time(now)
     results = await db.batch(
         [
@@ -286,28 +412,112 @@ async def delete_endpoint(db: Database, user_id: str, endpoint_id: str, now: dat
                 "SELECT 1 FROM webhook_endpoints WHERE id = ? AND user_id = ? AND status <> 'DELETED')"
             ).bind(stamp, endpoint_id, endpoint_id, user_id),
             db.prepare(
-                "UPDATE webhook_endpoints SET status = 'DELETED', secret = ?, updated_at = ?"
-                " WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
-            ).bind(signing.new_secret(), stamp, endpoint_id, user_id),
+                "UPDATE webhook_endpoints SET status = 'DELETED', secret = ?, previous_secret = NULL,"
+                " previous_secret_until = NULL, updated_at = ? WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
+            ).bind(DELETED_SECRET, stamp, endpoint_id, user_id),
         ]
     )
     if results[-1].changes != 1:
         raise ApiError("E6002")
 
 
-async def rotate_secret(db: Database, user_id: str, endpoint_id: str, now: datetime) -> str:
-    """A new secret; every attempt from now on (retries included) is signed with it."""
+async def rotate_secret(db: Database, ring: KeyRing, user_id: str, endpoint_id: str, now: datetime) -> str:
+    """A new secret signs from now on; the one it replaces signs alongside it for ROTATION_OVERLAP.
+
+    The old sealed value moves to `previous_secret` as it is (its seal is bound to the endpoint, not the
+    column), so rotating needs no decryption; a second rotation inside the overlap drops the oldest.
+    """
     secret = signing.new_secret()
+    sealed = await secretbox.seal(ring, secret, endpoint_id)
     result = (
         await db.prepare(
-            "UPDATE webhook_endpoints SET secret = ?, updated_at = ? WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = ?, secret = ?,"
+            " updated_at = ? WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
         )
-        .bind(secret, format_time(now), endpoint_id, user_id)
+        .bind(format_time(now + ROTATION_OVERLAP), sealed, format_time(now), endpoint_id, user_id)
         .run()
     )
     if result.changes != 1:
         raise ApiError("E6002")
     return secret
+
+
+@dataclass(frozen=True)
+class SigningSecrets:
+    """The secrets an attempt signs with: the current one, and the replaced one while its overlap lasts."""
+
+    current: str
+    previous: str | None = None
+
+    def all(self) -> list[str]:
+        return [self.current, *([self.previous] if self.previous else [])]
+
+
+async def signing_secrets(ring: KeyRing, row: dict[str, Any], now: datetime) -> SigningSecrets:
+    """Open an endpoint row's sealed secrets (`id`/`endpoint_id`, `secret`, `previous_secret[_until]`).
+
+    SecretUnavailable when the current one cannot be opened; a previous one that cannot is left out.
+    """
+    endpoint_id = row.get("endpoint_id") or row["id"]
+    current = await secretbox.open_secret(ring, row["secret"], endpoint_id)
+    previous = None
+    until = row.get("previous_secret_until")
+    if row.get("previous_secret") and until and until > format_time(now):
+        try:
+            previous = await secretbox.open_secret(ring, row["previous_secret"], endpoint_id)
+        except SecretUnavailable:
+            previous = None
+    return SigningSecrets(current, previous)
+
+
+async def rewrap_secrets(services: Services, *, limit: int = REWRAP_LIMIT) -> dict[str, int]:
+    """Re-seal up to `limit` endpoints' secrets with the current key (plain legacy rows included), drop
+    previous secrets whose overlap ended; one batch, each row only if it is still what was read."""
+    db, now = services.db, format_time(services.now())
+    ring = secretbox.key_ring(services.env)
+    prefix = f"{secretbox.FORMAT}:{ring.current.kid}:%"
+    rows = (
+        await db.prepare(
+            "SELECT id, secret, previous_secret, previous_secret_until FROM webhook_endpoints WHERE status <> 'DELETED'"
+            " AND (secret NOT LIKE ? OR (previous_secret IS NOT NULL AND (previous_secret NOT LIKE ?"
+            " OR previous_secret_until IS NULL OR previous_secret_until <= ?))) ORDER BY id LIMIT ?"
+        )
+        .bind(prefix, prefix, now, limit)
+        .all()
+    ).results
+    statements: list[Statement] = []
+    unreadable = 0
+    for row in rows:
+        try:
+            secret = await _resealed(ring, row["secret"], row["id"])
+            previous = None
+            if row["previous_secret"] and row["previous_secret_until"] and row["previous_secret_until"] > now:
+                previous = await _resealed(ring, row["previous_secret"], row["id"])
+        except SecretUnavailable:
+            unreadable += 1
+            services.logger.error("webhook_secret_unavailable", endpoint_id=row["id"])
+            continue
+        statements.append(
+            db.prepare(
+                "UPDATE webhook_endpoints SET secret = ?, previous_secret = ?, previous_secret_until = ?"
+                " WHERE id = ? AND secret = ? AND previous_secret IS ? AND status <> 'DELETED'"
+            ).bind(
+                secret,
+                previous,
+                row["previous_secret_until"] if previous else None,
+                row["id"],
+                row["secret"],
+                row["previous_secret"],
+            )
+        )
+    changed = sum(result.changes for result in await db.batch(statements)) if statements else 0
+    return {"resealed": changed, "unreadable": unreadable}
+
+
+async def _resealed(ring: KeyRing, stored: str, endpoint_id: str) -> str:
+    if ring.sealed_with_current(stored):
+        return stored
+    return await secretbox.seal(ring, await secretbox.open_secret(ring, stored, endpoint_id), endpoint_id)
 
 
 def _encode_cursor(created_at: str, delivery_id: str) -> str:
@@ -327,7 +537,10 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 async def list_deliveries(
     db: Database, user_id: str, endpoint_id: str, *, limit: int = DEFAULT_DELIVERY_PAGE, cursor: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """An endpoint's deliveries, newest first, each with its attempts (status, duration, error; never bodies)."""
+    """An endpoint's deliveries, newest first, each with its attempts (status, duration, classified reason).
+
+    Receivers' answers are never shown: an error is one of ATTEMPT_REASONS, nothing a receiver wrote.
+    """
     await get_endpoint(db, user_id, endpoint_id)
     sql = (
         "SELECT d.id, d.event_id, e.type AS event_type, d.status, d.attempt_count, d.next_attempt_at,"
@@ -352,5 +565,9 @@ async def list_deliveries(
         for attempt in found.results:
             delivery_id = attempt.pop("delivery_id")
             attempts[delivery_id].append(attempt)
+    for row in rows:
+        row["last_error"] = public_reason(row["last_error"])
+        for attempt in attempts[row["id"]]:
+            attempt["error"] = public_reason(attempt["error"])
     items = [{**row, "webhook_id": "msg_" + row["id"], "attempts": attempts[row["id"]]} for row in rows]
     return items, next_cursor
