@@ -74,17 +74,22 @@ async def test_me_requires_auth(client):
 
 
 async def test_patch_me(client, make_user):
-    _, api_key = await make_user()
+    _, api_key = await make_user(phone="+14155550100")
     response = await client.patch(
         "/me", json={"email": "new@example.com", "phone": "+14155550123", "display_name": "N"}, token=api_key
     )
     assert response.status == 200
-    assert {k: response.json()[k] for k in ("email", "phone", "display_name")} == {
-        "email": "new@example.com", "phone": "+14155550123", "display_name": "N",
+    body = response.json()
+    # display_name at once; new contacts only pending (no provider here, so no code could be sent).
+    assert {k: body[k] for k in ("email", "phone", "display_name")} == {
+        "email": None, "phone": "+14155550100", "display_name": "N",
     }  # fmt: skip
+    assert body["pending_email"]["value"] == "new@example.com"
+    assert body["pending_phone"]["value"] == "+14155550123"
+    assert body["pending_email"]["code_delivery"] == "UNAVAILABLE"
     cleared = await client.patch("/me", json={"phone": None}, token=api_key)
-    assert cleared.json()["phone"] is None
-    assert cleared.json()["email"] == "new@example.com"
+    assert cleared.json()["phone"] is None and cleared.json()["pending_phone"] is None
+    assert cleared.json()["pending_email"]["value"] == "new@example.com"
 
 
 @pytest.mark.parametrize(
@@ -104,11 +109,13 @@ async def test_patch_me_validation(client, make_user, patch):
     assert response.json()["error"]["details"]["fields"][0]["field"] == next(iter(patch))
 
 
-async def test_patch_me_email_taken(client, make_user):
+async def test_patch_me_email_taken_is_just_pending(client, make_user):
+    # Never "already in use": that would tell anyone which addresses have accounts (issue 12, item 4).
     await make_user(email="taken@example.com")
     _, api_key = await make_user()
     response = await client.patch("/me", json={"email": "taken@example.com"}, token=api_key)
-    assert (response.status, response.error_code) == (400, "E9004")
+    assert response.status == 200
+    assert (response.json()["email"], response.json()["pending_email"]["value"]) == (None, "taken@example.com")
 
 
 async def test_session_token_round_trip_and_tampering(clock):

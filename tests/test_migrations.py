@@ -71,7 +71,10 @@ def test_check_constraints_refuse_bad_rows(tmp_path):
             "INSERT INTO users (id, phone, created_at, updated_at) VALUES ('u', '555-1234', 'x', 'x')"
         )
     with pytest.raises(sqlite3.IntegrityError):
-        database.connection.execute("INSERT INTO wallets VALUES ('0xABC', 'nobody', 'x', 'x')")
+        database.connection.execute(
+            "INSERT INTO wallets (address, user_id, first_verified_at, last_verified_at)"
+            " VALUES ('0xABC', 'nobody', 'x', 'x')"
+        )
 
 
 def _wrangler_project(tmp_path: Path) -> Path:

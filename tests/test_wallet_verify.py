@@ -65,6 +65,7 @@ async def test_verifies_valid_eip191_signature(client, services):
         "user_id": body["user_id"],
         "first_verified_at": body["verified_at"],
         "last_verified_at": body["verified_at"],
+        "linked_at": body["verified_at"],
     }
     # The session is a working bearer for the wallet's (new) user.
     me = await client.get("/me", token=body["session_token"])

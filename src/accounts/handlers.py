@@ -1,20 +1,30 @@
-"""HTTP handlers for operators' API-key issuance and the caller's own profile (/me)."""
+"""HTTP handlers for operators' API-key issuance and the caller's own profile (/me, /me/verify)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
-from accounts import users
+from accounts import profile, users
+from accounts.contacts import MAX_ATTEMPTS, PendingClaim
 from core.auth import require_user
 from core.context import RequestContext
 from core.errors import ApiError
 from core.http import Request, Response
 from core.schemas import DisplayName, Email, OutModel, PhoneE164, StrictModel
 
+# Errors of the /me routes beyond the common ones (documented in the OpenAPI document).
+PATCH_ERRORS = ("E9003",)
+VERIFY_ERRORS = ("E7001", "E7002", "E7003", "E7004")
+
 
 class ApiKeyCreate(StrictModel):
     user_id: str | None = Field(default=None, max_length=64)
-    email: Email | None = None
+    email: Email | None = Field(
+        default=None,
+        description="Finds the user who verified this email; otherwise a new user gets it (the operator vouches)",
+    )
     display_name: DisplayName | None = None
 
 
@@ -23,20 +33,44 @@ class ApiKeyCreated(OutModel):
     api_key: str = Field(description="Shown only in this response; store it now.")
 
 
+class PendingContact(OutModel):
+    """A contact the caller asked for but has not proved yet; it is used for nothing until then."""
+
+    value: str
+    expires_at: str = Field(description="When its code stops working; PATCH /me with the value again for a new one")
+    code_delivery: Literal["SENT", "FAILED", "UNAVAILABLE"] = Field(
+        description="SENT: the code went to the address. FAILED: the provider refused or did not answer; "
+        "PATCH again. UNAVAILABLE: email/SMS is not set up on this deployment, so no code can be sent."
+    )
+    attempts_left: int = Field(ge=0, le=MAX_ATTEMPTS)
+
+
 class Profile(OutModel):
     id: str
-    email: str | None
-    phone: str | None
+    email: str | None = Field(description="Verified email, or null")
+    phone: str | None = Field(description="Verified phone (E.164), or null")
     display_name: str | None
+    pending_email: PendingContact | None = Field(description="An email awaiting its code (POST /me/verify)")
+    pending_phone: PendingContact | None = Field(description="A phone awaiting its code (POST /me/verify)")
     wallets: list[str]
     created_at: str
     updated_at: str
 
 
 class ProfilePatch(StrictModel):
+    """display_name changes at once. A new email or phone is pending until proved with the code sent to it
+    (POST /me/verify); null removes the verified one and any pending one."""
+
     email: Email | None = None
     phone: PhoneE164 | None = None
     display_name: DisplayName | None = None
+
+
+class ContactVerify(StrictModel):
+    """The one-time code sent to a pending email or phone."""
+
+    channel: Literal["email", "phone"]
+    code: str = Field(pattern=r"^[0-9]{6}$", description="The 6 digits sent by PATCH /me")
 
 
 async def create_api_key(request: Request, ctx: RequestContext) -> Response:
@@ -62,29 +96,46 @@ async def create_api_key(request: Request, ctx: RequestContext) -> Response:
     return Response.json(ApiKeyCreated(user_id=issued.user_id, api_key=issued.api_key).model_dump(), 201)
 
 
-async def _profile(ctx: RequestContext, user_id: str) -> Profile:
-    row = await users.get_user(ctx.db, user_id)
-    if row is None:
-        raise ApiError("E9006", "The user behind these credentials no longer exists")
-    return Profile(
+def _pending(claim: PendingClaim | None) -> PendingContact | None:
+    if claim is None:
+        return None
+    return PendingContact(
+        value=claim.value,
+        expires_at=claim.expires_at,
+        code_delivery=claim.delivery,
+        attempts_left=claim.attempts_left,
+    )
+
+
+def _profile(record: profile.ProfileRecord) -> Response:
+    row = record.user
+    body = Profile(
         id=row["id"],
         email=row["email"],
         phone=row["phone"],
         display_name=row["display_name"],
-        wallets=await users.wallets_of(ctx.db, user_id),
+        pending_email=_pending(record.pending.get("email")),
+        pending_phone=_pending(record.pending.get("phone")),
+        wallets=record.wallets,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+    return Response.json(body.model_dump())
 
 
 async def get_me(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
-    return Response.json((await _profile(ctx, principal.user_id or "")).model_dump())
+    return _profile(await profile.read(ctx.db, principal.user_id or ""))
 
 
 async def patch_me(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     body: ProfilePatch = ctx.body
-    await _profile(ctx, principal.user_id or "")
-    await users.update_profile(ctx.db, principal.user_id or "", body.model_dump(exclude_unset=True), ctx.now())
-    return Response.json((await _profile(ctx, principal.user_id or "")).model_dump())
+    record = await profile.patch(ctx.services, principal.user_id or "", body.model_dump(exclude_unset=True))
+    return _profile(record)
+
+
+async def verify_me(request: Request, ctx: RequestContext) -> Response:
+    principal = require_user(ctx.principal)
+    body: ContactVerify = ctx.body
+    return _profile(await profile.verify(ctx.services, principal.user_id or "", body.channel, body.code))

@@ -99,7 +99,8 @@ async def _wallet_verified(services: Services, wallet: str, user_id: str | None)
     row = (
         await services.db.prepare(
             "SELECT 1 AS ok FROM wallet_challenges WHERE wallet_address = ? AND status = 'VERIFIED' AND verified_user_id = ?"
-            " LIMIT 1"
+            # Revoked when the wallet was re-linked to another user (gatekeeper.wallet): it no longer counts.
+            " AND revoked_at IS NULL LIMIT 1"
         )
         .bind(wallet, user_id)
         .first()

@@ -183,7 +183,7 @@ def _siwe_text(
     if not messages.domain_allowed(host, env.get("SIWE_ALLOWED_DOMAINS")):
         raise _field_error("domain", "is not an allowed sign-in domain (SIWE_ALLOWED_DOMAINS)")
     try:
-        resource = messages.normalize_uri(uri) if uri is not None else f"https://{host}"
+        resource = messages.normalize_uri(uri, host) if uri is not None else f"https://{host}"
     except ValueError as error:
         raise _field_error("uri", str(error)) from None
     return messages.siwe_message(
@@ -371,10 +371,17 @@ _WIN_CONDITION = (
 # Built only from the constant text above; every value is a bound parameter.
 _WIN_GUARD = f"SELECT 1 FROM wallet_challenges WHERE {_WIN_CONDITION}"  # noqa: S608
 _INSERT_USER_SQL = f"INSERT INTO users (id, created_at, updated_at) SELECT ?, ?, ? WHERE EXISTS ({_WIN_GUARD})"
+# linked_at moves only when the owner changes: the old owner's sessions for the wallet end there (core.auth).
 _UPSERT_WALLET_SQL = (
-    "INSERT INTO wallets (address, user_id, first_verified_at, last_verified_at) "
-    f"SELECT ?, ?, ?, ? WHERE EXISTS ({_WIN_GUARD}) "
-    "ON CONFLICT (address) DO UPDATE SET user_id = excluded.user_id, last_verified_at = excluded.last_verified_at"
+    "INSERT INTO wallets (address, user_id, first_verified_at, last_verified_at, linked_at) "
+    f"SELECT ?, ?, ?, ?, ? WHERE EXISTS ({_WIN_GUARD}) "
+    "ON CONFLICT (address) DO UPDATE SET user_id = excluded.user_id, last_verified_at = excluded.last_verified_at, "
+    "linked_at = CASE WHEN wallets.user_id = excluded.user_id THEN wallets.linked_at ELSE excluded.linked_at END"
+)
+# A re-link revokes every other user's verification of the wallet: those no longer satisfy gatekeeper checks.
+_REVOKE_OTHERS_SQL = (
+    "UPDATE wallet_challenges SET revoked_at = ? WHERE wallet_address = ? AND status = 'VERIFIED' "  # noqa: S608
+    f"AND verified_user_id <> ? AND revoked_at IS NULL AND EXISTS ({_WIN_GUARD})"
 )
 _WIN_UPDATE_SQL = (
     "UPDATE wallet_challenges SET status = 'VERIFIED', verified_at = ?, verified_user_id = ?, "  # noqa: S608
@@ -383,7 +390,7 @@ _WIN_UPDATE_SQL = (
 
 
 async def _commit(db: Database, row: dict[str, Any], plan: _Plan, signature_type: SignatureType, now: datetime) -> bool:
-    """One atomic batch: user (if new), wallet upsert, event, then the winning UPDATE; True if we won.
+    """One atomic batch: user (if new), wallet upsert, revocations (re-link), event, the winning UPDATE; True if won.
 
     The UPDATE comes last, not first: verified_user_id references users(id), so a new user must exist
     before it, and guarding the earlier statements on "still PENDING" (rather than on the values the
@@ -395,7 +402,9 @@ async def _commit(db: Database, row: dict[str, Any], plan: _Plan, signature_type
     statements: list[Statement] = []
     if plan.new_user:
         statements.append(db.prepare(_INSERT_USER_SQL).bind(plan.user_id, stamp, stamp, *guard))
-    statements.append(db.prepare(_UPSERT_WALLET_SQL).bind(address, plan.user_id, stamp, stamp, *guard))
+    statements.append(db.prepare(_UPSERT_WALLET_SQL).bind(address, plan.user_id, stamp, stamp, stamp, *guard))
+    if plan.relinked_from is not None:
+        statements.append(db.prepare(_REVOKE_OTHERS_SQL).bind(stamp, address, plan.user_id, *guard))
     payload: dict[str, Any] = {
         "wallet_address": address,
         "chain_id": row["chain_id"],

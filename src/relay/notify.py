@@ -43,6 +43,8 @@ AUDIENCE: dict[str, tuple[str, ...]] = {
     "challenge.cancelled": BOTH,
     "challenge.expired": BOTH,
     "challenge.disputed": BOTH,
+    # The other party must see a proposal before its dispute window can settle money; the proposer gets a copy.
+    "challenge.outcome_proposed": BOTH,
 }
 
 
@@ -115,10 +117,20 @@ TEMPLATES: dict[str, Template] = {
         "The challenge \u201c{title}\u201d is disputed.",
         'The challenge "{title}" is disputed.',
     ),
+    "challenge.outcome_proposed": Template(
+        "Outcome proposed: {title}",
+        "An outcome was proposed for the challenge \u201c{title}\u201d. A party that does not agree can dispute it.",
+        'Outcome proposed for "{title}". Not agreed? Dispute it.',
+    ),
 }
 # The proof page is public from intent lock on, so only these messages link to it.
 _PROOF_LINKED = frozenset({"challenge.intent_locked", "challenge.completed", "challenge.disputed"})
-_DETAILS = (("outcome", "Outcome"), ("accept_deadline", "Respond by"), ("reason", "Reason"))
+_DETAILS = (
+    ("outcome", "Outcome"),
+    ("accept_deadline", "Respond by"),
+    ("dispute_window_ends_at", "Dispute by"),
+    ("reason", "Reason"),
+)
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -167,6 +179,24 @@ def render(template_name: str, title: str, payload: dict[str, Any], challenge_id
         text="\n".join(text_lines),
         html="".join(body),
         sms=sms,
+    )
+
+
+def contact_code_message(code: str, address_kind: str, minutes: int) -> Message:
+    """The one-time code that proves an email address or phone number; it carries no user-supplied text."""
+    what = f"this {address_kind} for your {BRAND} account"
+    line = f"Your {BRAND} verification code is {code}. It confirms {what} and expires in {minutes} minutes."
+    ignore = "If you did not ask for it, ignore this message: nothing changes without the code."
+    return Message(
+        subject=f"{BRAND} verification code",
+        text=f"{line}\n\n{ignore}",
+        html=(
+            '<!doctype html><html><body style="font-family:system-ui,sans-serif;line-height:1.5">'
+            f"<p>Your {BRAND} verification code is <strong>{html.escape(code)}</strong>.</p>"
+            f"<p>It confirms {html.escape(what)} and expires in {minutes} minutes.</p>"
+            f'<p style="color:#666">{html.escape(ignore)}</p></body></html>'
+        ),
+        sms=f"{BRAND} code: {code} (expires in {minutes} min). Ignore it if you did not ask for it.",
     )
 
 
