@@ -45,6 +45,7 @@ BASE_VARS = {
     "RATE_LIMIT_GATEKEEPER_PER_MINUTE": "1000000",
     "RATE_LIMIT_CHALLENGES_PER_MINUTE": "1000000",
     "RATE_LIMIT_WEBHOOKS_PER_MINUTE": "1000000",
+    "RATE_LIMIT_ACCOUNTS_PER_MINUTE": "1000000",
     # Tests drive relay dispatch explicitly; test_relay_first_attempt.py covers the automatic first attempt.
     "RELAY_DISPATCH_AFTER_RESPONSE": "false",
     # No test may reach a public RPC provider: networks are served only by what a test configures.
@@ -99,8 +100,13 @@ async def client(services: Services) -> AsyncIterator[ApiClient]:
 def make_user(services: Services) -> Callable[..., object]:
     """Creates a user with an API key; returns (user_id, api_key)."""
 
-    async def make(email: str | None = None, display_name: str | None = None) -> tuple[str, str]:
-        issued = await issue_api_key(services.db, services.clock.now(), email=email, display_name=display_name)
+    async def make(
+        email: str | None = None, display_name: str | None = None, phone: str | None = None
+    ) -> tuple[str, str]:
+        # Contacts given here are verified, as an operator's are (PATCH /me only makes them pending).
+        issued = await issue_api_key(
+            services.db, services.clock.now(), email=email, display_name=display_name, phone=phone
+        )
         return issued.user_id, issued.api_key
 
     return make

@@ -22,7 +22,7 @@ from tests.support.client import ApiClient, ApiResponse
 WALLET_A = "0x" + "a1" * 20
 WALLET_C = "0x" + "c3" * 20
 # Codes that mean "the auth layer (or the ownership check) refused": never the answer to a caller who may act.
-REFUSALS = {"E9005", "E9006", "E9007", "E3010", "E6002"}
+REFUSALS = {"E9005", "E9006", "E9007", "E3010", "E6002", "E2008"}
 # "owner" and "owner_session" (A's API key and a valid wallet session of A) are the controls: they must get through.
 CREDENTIALS = (
     "none",
@@ -62,6 +62,7 @@ class World:
     wallet_challenge: str
     new_challenge: Callable[[], Awaitable[str]]
     new_webhook: Callable[[], Awaitable[str]]
+    funds_attestation: str = ""  # A's own funds check (re-verifying it only reads)
 
     def private_markers(self, sent: str) -> list[str]:
         """A's data a stranger must never see; ids the request itself carried may be echoed back harmlessly."""
@@ -119,6 +120,12 @@ async def world(chain_env: dict[str, str], client: ApiClient, make_user, clock: 
         "/gatekeeper/v2/wallet/challenge", json={"wallet_address": WALLET_A, "chain_id": "eip155:31337"}, token=a_key
     )
     assert wallet.status == 201, wallet.text
+    checked = await client.post(
+        "/gatekeeper/v2/funds/check",
+        json={"wallet_address": WALLET_A, "network": "local", "asset_type": "NATIVE", "min_balance": "0"},
+        token=a_key,
+    )
+    assert checked.status == 200, checked.text
 
     env = Env(chain_env)
     expired, _ = issue_session(env, a_id, WALLET_A, clock.now())
@@ -148,6 +155,7 @@ async def world(chain_env: dict[str, str], client: ApiClient, make_user, clock: 
         public_challenge=public,
         wallet_challenge=wallet.json()["challenge_id"],
         new_challenge=new_gatekeeper,
+        funds_attestation=checked.json()["attestation_id"],
         new_webhook=new_webhook,
     )
 
@@ -191,6 +199,7 @@ def probe_body(route: Route, world: World, path_ids: dict[str, str]) -> dict[str
     bodies: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/admin/api-keys"): {"user_id": world.a_id},
         ("PATCH", "/me"): {"display_name": "renamed"},
+        ("POST", "/me/verify"): {"channel": "email", "code": "123456"},
         ("POST", "/gatekeeper/v2/wallet/challenge"): {
             "wallet_address": WALLET_A,
             "chain_id": "eip155:31337",
@@ -212,6 +221,7 @@ def probe_body(route: Route, world: World, path_ids: dict[str, str]) -> dict[str
         ("POST", "/challenges/{challenge_id}/respond"): {"response": "done"},
         ("POST", "/challenges/{challenge_id}/resolve"): {"outcome": "DRAW"},
         ("POST", "/webhooks"): {"url": "http://localhost:9/new-hook"},
+        ("POST", "/gatekeeper/v2/funds/attestations/{attestation_id}/verify"): {"balance": "0"},
     }
     if route.method not in {"POST", "PUT", "PATCH"}:
         return None
@@ -231,6 +241,8 @@ async def path_ids(route: Route, world: World) -> dict[str, str]:
             ids[name] = world.public_challenge if route.path.startswith("/proof/") else await world.new_challenge()
         elif name == "webhook_id":
             ids[name] = await world.new_webhook()
+        elif name == "attestation_id":
+            ids[name] = world.funds_attestation
         else:
             raise AssertionError(f"{route.method} {route.path}: no fixture for path parameter {name!r}")
     return ids
@@ -268,6 +280,8 @@ def expected(route: Route, credential: str) -> Expectation:
             return (404, "E3010")
         if "{webhook_id}" in route.path:
             return (404, "E6002")
+        if "{attestation_id}" in route.path:
+            return (404, "E2008")
         return "allowed"
     assert credential in {"owner", "owner_session"}
     return (403, "E9007") if auth == "admin" else "allowed"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tomllib
 import warnings
 
 import pytest
 
 from chain.address import to_checksum_address
 from core.clock import parse_time
-from gatekeeper.messages import SIWE_STATEMENT, domain_allowed, normalize_domain, normalize_uri
+from gatekeeper.messages import SIWE_STATEMENT, domain_allowed, is_local_domain, normalize_domain, normalize_uri
+from local.config import PROJECT_ROOT, parse_dotenv
 from tests.test_wallet_support import (
     CHALLENGE,
     KEY_ALICE,
@@ -142,6 +144,69 @@ def test_domain_and_uri_normalisation():
     for bad in ("a..b", "a b", "user@host", "host:0", "", "ex.com/"):
         with pytest.raises(ValueError):
             normalize_domain(bad)
-    assert normalize_uri("urn:uuid:3f1c2a7e") == "urn:uuid:3f1c2a7e"
-    with pytest.raises(ValueError):
-        normalize_uri("https://x.test/\r/a")
+    assert normalize_uri("https://x.test/login?a=1#b", "x.test") == "https://x.test/login?a=1#b"
+    assert normalize_uri("http://127.0.0.1:3000/", "localhost:3000") == "http://127.0.0.1:3000/"
+    assert normalize_uri("http://[::1]:3000/", "127.0.0.1") == "http://[::1]:3000/"
+    for bad in ("https://x.test/\r/a", "urn:uuid:3f1c2a7e", "https://x.test:0/", "https://x.test:port/"):
+        with pytest.raises(ValueError):
+            normalize_uri(bad, "x.test")
+    assert is_local_domain("localhost:8787") and is_local_domain("127.0.0.1")
+    assert not is_local_domain("localhost.evil.example") and not is_local_domain("tattlehash.test")
+
+
+# Issue 12 item 13: the URI a wallet shows as the sign-in resource is https (http only to a local dev server).
+@pytest.mark.parametrize(
+    ("domain", "uri"),
+    [
+        ("tattlehash.test", "javascript:alert(document.cookie)"),
+        ("tattlehash.test", "JavaScript://tattlehash.test/%0Aalert(1)"),
+        ("tattlehash.test", "file:///etc/passwd"),
+        ("tattlehash.test", "data:text/html,hello"),
+        ("tattlehash.test", "ftp://tattlehash.test/"),
+        ("tattlehash.test", "urn:uuid:3f1c2a7e"),
+        ("tattlehash.test", "https:tattlehash.test"),
+        ("tattlehash.test", "https://user@tattlehash.test/"),
+        ("tattlehash.test", "http://tattlehash.test/login"),
+        ("tattlehash.test", "http://localhost:8787/login"),
+        ("localhost", "http://evil.example/login"),
+        ("localhost", "javascript:alert(1)"),
+    ],
+)
+async def test_siwe_uri_is_https_only_with_http_for_localhost_dev(client, domain, uri):
+    response = await client.post(
+        CHALLENGE,
+        json={"wallet_address": ALICE, "chain_id": "eip155:1", "format": "siwe", "domain": domain, "uri": uri},
+    )
+    assert (response.status, response.error_code) == (400, "E9004")
+    assert [entry["field"] for entry in response.json()["error"]["details"]["fields"]] == ["uri"]
+
+
+async def test_siwe_http_uri_is_allowed_to_a_local_dev_server(client, env_vars):
+    env_vars["SIWE_ALLOWED_DOMAINS"] = "localhost,127.0.0.1"
+    for domain, uri in (("localhost:5173", "http://localhost:5173/"), ("127.0.0.1:8787", "http://127.0.0.1:8787/a")):
+        assert parse((await create(client, format="siwe", domain=domain, uri=uri))["message"]).uri == uri
+
+
+def production_vars() -> dict[str, str]:
+    return tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text(encoding="utf-8"))["vars"]
+
+
+async def test_production_config_refuses_localhost_sign_in(client, env_vars):
+    """wrangler.toml's production [vars]: a page on localhost cannot ask a user to sign in to production."""
+    env_vars["SIWE_ALLOWED_DOMAINS"] = production_vars()["SIWE_ALLOWED_DOMAINS"]
+    for domain in ("localhost", "localhost:8787", "127.0.0.1", "127.0.0.1:3000"):
+        response = await client.post(
+            CHALLENGE, json={"wallet_address": ALICE, "chain_id": "eip155:1", "format": "siwe", "domain": domain}
+        )
+        assert (response.status, response.error_code) == (400, "E9004"), domain
+        assert response.json()["error"]["details"]["fields"][0]["field"] == "domain"
+    own = await create(client, format="siwe", domain="tattlehash.com")
+    assert parse(own["message"]).uri == "https://tattlehash.com"
+
+
+def test_only_dev_and_preview_configs_name_local_domains():
+    manifest = tomllib.loads((PROJECT_ROOT / "wrangler.toml").read_text(encoding="utf-8"))
+    production = manifest["vars"]["SIWE_ALLOWED_DOMAINS"].split(",")
+    assert production and not [entry for entry in production if is_local_domain(entry.strip().lower())]
+    example = parse_dotenv((PROJECT_ROOT / ".dev.vars.example").read_text(encoding="utf-8"))
+    assert "localhost" in example["SIWE_ALLOWED_DOMAINS"].split(",")

@@ -82,10 +82,13 @@ class App:
         authorization = request.header("authorization")
         ctx = RequestContext(services, route, client_ip=request.client_ip, request_id=request.request_id)
         principal_error: ApiError | None = None
-        try:
-            ctx.principal = await resolve_principal(services.env, services.db, authorization, now)
-        except ApiError as error:
-            principal_error = error
+        # A public route without a flag has no use for the caller (no auth, no rollout bucket): whatever the
+        # Authorization header holds, /health and /openapi.json answer the same, without a database read.
+        if route.auth != "none" or route.flag is not None:
+            try:
+                ctx.principal = await resolve_principal(services.env, services.db, authorization, now)
+            except ApiError as error:
+                principal_error = error
         if route.flag is not None:
             subject = (ctx.principal.user_id if ctx.principal else None) or request.client_ip
             if not services.env.flag(route.flag, subject or ""):

@@ -8,9 +8,9 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from core.clock import format_time, unix_seconds
+from core.clock import format_time, parse_time, unix_seconds
 from core.config import Env
 from core.errors import ApiError
 from core.ids import random_token
@@ -29,6 +29,7 @@ class Principal:
     kind: PrincipalKind
     user_id: str | None = None
     wallet_address: str | None = None
+    issued_at: int | None = None  # sessions: unix seconds
 
     @property
     def is_admin(self) -> bool:
@@ -77,11 +78,34 @@ def verify_session(env: Env, token: str, now: datetime) -> Principal:
     try:
         claims = json.loads(_unb64(payload))
         user_id, wallet, expires = str(claims["u"]), str(claims["w"]), int(claims["exp"])
+        issued = int(claims["iat"])
     except (ValueError, KeyError, TypeError):
         raise invalid from None
     if expires <= unix_seconds(now):
         raise ApiError("E9006", "Session expired")
-    return Principal("session", user_id, wallet)
+    return Principal("session", user_id, wallet, issued)
+
+
+# The session's user (no row: gone) and the current owner of its wallet, with when that owner got it.
+_SESSION_STATE_SQL = (
+    "SELECT w.user_id AS wallet_owner, w.linked_at FROM users AS u "
+    "LEFT JOIN wallets AS w ON w.address = ? WHERE u.id = ?"
+)
+
+
+def _wallet_moved(row: dict[str, Any], principal: Principal) -> bool:
+    """Re-linking a wallet to another user revokes the sessions it gave its old owner, for good.
+
+    A session whose wallet has no row is not revoked: no re-link ever happened to it.
+    """
+    owner = row["wallet_owner"]
+    if owner is None:
+        return False
+    if owner != principal.user_id:
+        return True
+    # Owned again after a round trip (A → B → A): sessions from before the latest link stay revoked.
+    linked_at = row["linked_at"]
+    return bool(linked_at) and unix_seconds(parse_time(linked_at)) > (principal.issued_at or 0)
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -98,6 +122,9 @@ async def resolve_principal(env: Env, db: Database, authorization: str, now: dat
     token = bearer_token(authorization)
     if token is None:
         raise ApiError("E9006", "Use 'Authorization: Bearer <token>'")
+    if not token.isascii():
+        # Every token this API issues is ASCII; other bytes would make compare_digest raise TypeError.
+        raise ApiError("E9006")
     admin_token = env.get("ADMIN_TOKEN")
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal("admin")
@@ -111,7 +138,15 @@ async def resolve_principal(env: Env, db: Database, authorization: str, now: dat
             raise ApiError("E9006")
         return Principal("api_key", row["user_id"])
     if token.startswith(SESSION_PREFIX):
-        return verify_session(env, token, now)
+        principal = verify_session(env, token, now)
+        # A session is stateless: a validly signed one can outlive its user (deleted, or a restored database),
+        # or its wallet's link to that user. One round trip answers both.
+        row = await db.prepare(_SESSION_STATE_SQL).bind(principal.wallet_address, principal.user_id).first()
+        if row is None:
+            raise ApiError("E9006")
+        if _wallet_moved(row, principal):
+            raise ApiError("E9006", "Session revoked: its wallet was linked to another account since")
+        return principal
     raise ApiError("E9006")
 
 

@@ -12,12 +12,19 @@ from core.errors import ApiError
 
 PERIOD_SECONDS = 60
 # group → (default limit per period, keyed by "ip" or "user")
-GROUPS: dict[str, tuple[int, str]] = {"gatekeeper": (60, "ip"), "challenges": (30, "user"), "webhooks": (10, "user")}
-# The Workers binding for each group, declared in wrangler.toml [[ratelimits]].
+GROUPS: dict[str, tuple[int, str]] = {
+    "gatekeeper": (60, "ip"),
+    "challenges": (30, "user"),
+    "webhooks": (10, "user"),
+    "accounts": (30, "user"),
+}
+# The Workers binding for each group, declared in wrangler.toml [[ratelimits]]. /me ("accounts") borrows the
+# challenges binding (same 30/min/user) rather than needing one more namespace; its keys are its own.
 BINDINGS = {
     "gatekeeper": "RATE_LIMIT_GATEKEEPER",
     "challenges": "RATE_LIMIT_CHALLENGES",
     "webhooks": "RATE_LIMIT_WEBHOOKS",
+    "accounts": "RATE_LIMIT_CHALLENGES",
 }
 MAX_TRACKED_KEYS = 100_000
 
@@ -82,6 +89,11 @@ class SlidingWindowLimiter:
         return Decision(allowed, limit, max(limit - len(hits), 0), max(reset, 0))
 
 
+def binding_key(group: str, key: str) -> str:
+    """A group that borrows another group's binding counts under prefixed keys, so the two never share a count."""
+    return key if BINDINGS[group] == f"RATE_LIMIT_{group.upper()}" else f"{group}:{key}"
+
+
 class WorkersBindingLimiter:
     """Cloudflare's Rate Limiting binding (`limit({key})` → {success}); it reports no remaining count."""
 
@@ -93,7 +105,7 @@ class WorkersBindingLimiter:
         binding = getattr(self._js_env, BINDINGS[group], None)
         if binding is None:
             return await self._fallback.hit(group, key, limit, now)
-        outcome = await binding.limit(key=key)
+        outcome = await binding.limit(key=binding_key(group, key))
         success = bool(getattr(outcome, "success", outcome.get("success") if isinstance(outcome, dict) else False))
         return Decision(success, limit, limit if success else 0, PERIOD_SECONDS)
 

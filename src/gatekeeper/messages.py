@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 __all__ = [
     "BRAND_LINE",
     "PURPOSE",
     "SIWE_STATEMENT",
     "domain_allowed",
+    "is_local_domain",
     "normalize_domain",
     "normalize_uri",
     "plain_message",
@@ -28,6 +30,8 @@ _DOMAIN = re.compile(r"(?P<host>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)(?::(?P<p
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _PCT_ENCODED_OK = re.compile(r"%(?![0-9A-Fa-f]{2})")
 MAX_URI_LENGTH = 2048
+# Hosts a development sign-in may use over plain http: a browser treats them as secure contexts.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def normalize_domain(value: str) -> str:
@@ -58,13 +62,32 @@ def domain_allowed(domain: str, allowed: str) -> bool:
     return False
 
 
-def normalize_uri(value: str) -> str:
-    """Validate an absolute RFC 3986 URI for the SIWE `URI:` line; ValueError otherwise."""
+def is_local_domain(domain: str) -> bool:
+    """Whether a normalized domain (host[:port]) names this machine: localhost or 127.0.0.1."""
+    return domain.split(":", 1)[0] in LOCAL_HOSTS
+
+
+def normalize_uri(value: str, domain: str) -> str:
+    """Validate the SIWE `URI:` line for a sign-in at `domain` (normalized); ValueError otherwise.
+
+    Only an https URL with a host, or http to localhost / 127.0.0.1 when the domain itself is local (a dev
+    server): the URI is what the wallet shows as the resource, so `javascript:`, `file:` or `data:` never.
+    """
     uri = value.strip()
     if len(uri) > MAX_URI_LENGTH:
         raise ValueError(f"uri must be at most {MAX_URI_LENGTH} characters")
     if _URI.fullmatch(uri) is None or _PCT_ENCODED_OK.search(uri) is not None:
         raise ValueError("uri must be an absolute URI such as https://example.com/login")
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port  # .port raises ValueError when not a number in range
+    except ValueError:
+        raise ValueError("uri must be an absolute URI such as https://example.com/login") from None
+    scheme = parts.scheme.lower()
+    if scheme not in {"https", "http"} or not host or port == 0 or parts.username is not None:
+        raise ValueError("uri must be an https:// URL with a host, such as https://example.com/login")
+    if scheme == "http" and not (host in LOCAL_HOSTS and is_local_domain(domain)):
+        raise ValueError("uri must use https (http only to localhost for a localhost domain)")
     return uri
 
 

@@ -84,7 +84,17 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into SystemExit lets the
     # `finally` below stop the chain instead of the process dying with anvil left behind.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    options = {"host": args.host, "port": args.port, "log_level": "warning", "access_log": False, "lifespan": "on"}
+    # proxy_headers off: uvicorn would otherwise take the client IP from X-Forwarded-For when the peer is
+    # 127.0.0.1 (i.e. any local caller), handing every request its own rate-limit bucket. The client IP
+    # is the socket peer; no forwarding header is trusted locally.
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "proxy_headers": False,
+    }
     try:
         if args.workers > 1:
             # Each worker process builds its own app from the same configuration (like Worker isolates).
