@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,37 +136,40 @@ UNLIMITED = {name: 1_000_000 for name in ("RATE_LIMIT_GATEKEEPER", "RATE_LIMIT_C
 LOCAL_ONLY_VARS = frozenset({"LOCAL_D1_LATENCY_MS"})
 
 
+Launch = tuple[dict[str, str], dict[str, int] | None, bool]
+
+
 class WorkerdPool:
     """One `wrangler dev` per distinct configuration, stopped at the session's end.
 
-    Workers start in the background (launch) and are waited for on first use (get), so the ones whose
-    configuration is known up front boot on the second core while the CPython tests run. Their local D1 is
-    migrated once by `wrangler d1 migrations apply` and copied to each run.
+    Configurations known up front boot one after another in a background thread (on the second core, while
+    the CPython tests run); any other starts on first use. get() waits until its Worker answers. Their local
+    D1 is migrated once by `wrangler d1 migrations apply` and copied to each run.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.servers: dict[str, WorkerdServer] = {}
         self.migrated: WorkerdServer | None = None
-
-    @staticmethod
-    def _key(env_vars: dict[str, str], rate_limits: dict[str, int] | None, without_database: bool) -> str:
-        return json.dumps([env_vars, rate_limits, without_database], sort_keys=True)
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.booter: threading.Thread | None = None
 
     def launch(
         self, env_vars: dict[str, str], rate_limits: dict[str, int] | None = None, *, without_database: bool = False
     ) -> WorkerdServer:
         """Starts this configuration's Worker (once) without waiting for it to answer."""
         env_vars = {name: value for name, value in env_vars.items() if name not in LOCAL_ONLY_VARS}
-        key = self._key(env_vars, rate_limits, without_database)
-        if key not in self.servers:
-            workdir = self.root / f"worker-{len(self.servers)}"
-            server = WorkerdServer(workdir, env_vars, rate_limits=rate_limits, without_database=without_database)
-            if not without_database:
-                server.copy_state_from(self._migrated())
-            server.launch()
-            self.servers[key] = server
-        return self.servers[key]
+        key = json.dumps([env_vars, rate_limits, without_database], sort_keys=True)
+        with self.lock:
+            if key not in self.servers:
+                workdir = self.root / f"worker-{len(self.servers)}"
+                server = WorkerdServer(workdir, env_vars, rate_limits=rate_limits, without_database=without_database)
+                if not without_database:
+                    server.copy_state_from(self._migrated())
+                server.launch()
+                self.servers[key] = server
+            return self.servers[key]
 
     def get(
         self, env_vars: dict[str, str], rate_limits: dict[str, int] | None = None, *, without_database: bool = False
@@ -173,6 +178,21 @@ class WorkerdPool:
         server = self.launch(env_vars, rate_limits, without_database=without_database)
         return server.wait_until_ready(expect_status=503 if without_database else 200)
 
+    def boot_in_background(self, launches: list[Launch]) -> None:
+        """Boots these configurations one at a time (each waits for the last to answer) without blocking."""
+
+        def boot() -> None:
+            for env_vars, rate_limits, without_database in launches:
+                if self.stopping.is_set():
+                    return
+                server = self.launch(env_vars, rate_limits, without_database=without_database)
+                # A Worker that fails to boot is reported by the get() of the test that needs it.
+                with contextlib.suppress(Exception):
+                    server.wait_until_ready(expect_status=503 if without_database else 200)
+
+        self.booter = threading.Thread(target=boot, name="workerd-boot", daemon=True)
+        self.booter.start()
+
     def _migrated(self) -> WorkerdServer:
         if self.migrated is None:
             self.migrated = WorkerdServer(self.root / "migrated", {})
@@ -180,17 +200,17 @@ class WorkerdPool:
         return self.migrated
 
     def stop(self) -> None:
+        self.stopping.set()
+        if self.booter is not None:
+            self.booter.join()
         for server in self.servers.values():
             server.stop()
 
 
-# Configurations known before any test runs: their Workers boot in the background from the session's start.
+# Configurations known before any test runs, in the order the suites need them.
 MISCONFIGURED_VARS = {name: value for name, value in BASE_VARS.items() if name != "HMAC_SECRET"}
-PRELAUNCHED: list[tuple[dict[str, str], dict[str, int] | None, bool]] = [
-    (dict(BASE_VARS), UNLIMITED, False),
-    (dict(BASE_VARS), None, False),  # wrangler.toml's own rate limits
-    (MISCONFIGURED_VARS, None, True),  # a deploy that forgot its D1 binding and HMAC_SECRET
-]
+# A per-IP gatekeeper limit small enough to exhaust quickly (tests/test_hostile_input.py).
+SMALL_GATEKEEPER_LIMIT = {"RATE_LIMIT_GATEKEEPER": 3}
 
 
 @pytest.fixture(scope="session")
@@ -203,10 +223,19 @@ def workerd_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerdPo
 @pytest.fixture(scope="session", autouse=True)
 def prelaunch_workers(request: pytest.FixtureRequest) -> None:
     """When the session runs any workerd test, the Workers of the fixed configurations start booting now."""
-    if any("workerd" in item.nodeid or item.path.name == "test_workerd.py" for item in request.session.items):
-        pool: WorkerdPool = request.getfixturevalue("workerd_pool")
-        for env_vars, rate_limits, without_database in PRELAUNCHED:
-            pool.launch(env_vars, rate_limits, without_database=without_database)
+    if not any("workerd" in item.nodeid or item.path.name == "test_workerd.py" for item in request.session.items):
+        return
+    pool: WorkerdPool = request.getfixturevalue("workerd_pool")
+    anvil_node = request.getfixturevalue("anvil")
+    pool.boot_in_background(
+        [
+            (dict(BASE_VARS), UNLIMITED, False),
+            (dict(BASE_VARS), None, False),  # wrangler.toml's own rate limits
+            (use_local_chain_only(dict(BASE_VARS), anvil_node.url), UNLIMITED, False),
+            (dict(BASE_VARS), SMALL_GATEKEEPER_LIMIT, False),
+            (MISCONFIGURED_VARS, None, True),  # a deploy that forgot its D1 binding and HMAC_SECRET
+        ]
+    )
 
 
 def assert_no_tracebacks(server: WorkerdServer, since: int) -> None:

@@ -27,7 +27,7 @@ from tests.support.server import LiveServer
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50"))
 # workerd answers each request several times slower than uvicorn: the same operations and seeds with fewer
 # generated examples keep its run near the uvicorn one in time.
-WORKERD_MAX_EXAMPLES = int(os.environ.get("FUZZ_WORKERD_MAX_EXAMPLES", "15"))
+WORKERD_MAX_EXAMPLES = int(os.environ.get("FUZZ_WORKERD_MAX_EXAMPLES", "10"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261124"))
 STATEFUL_STEPS = 10
 # Any outbound call not to this machine (say a webhook delivery to a fuzzed https URL) would go to this

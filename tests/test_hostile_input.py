@@ -17,7 +17,7 @@ import pytest
 
 from api.routes import ROUTES
 from core.http import MAX_JSON_DEPTH
-from tests.conftest import ADMIN_TOKEN, BASE_VARS, WorkerdPool, assert_no_tracebacks
+from tests.conftest import ADMIN_TOKEN, BASE_VARS, SMALL_GATEKEEPER_LIMIT, WorkerdPool, assert_no_tracebacks
 from tests.support.server import LiveServer
 from tests.test_wallet_support import (
     CHALLENGE,
@@ -252,7 +252,7 @@ SPOOFED_HEADERS = {
     "Forwarded": "for=198.51.100.{n}",
     "True-Client-IP": "198.51.100.{n}",
 }
-LOCAL_LIMIT = 3
+LOCAL_LIMIT = SMALL_GATEKEEPER_LIMIT["RATE_LIMIT_GATEKEEPER"]
 
 
 @pytest.fixture(params=["uvicorn", "workerd"])
@@ -264,7 +264,7 @@ def limited_server(request: pytest.FixtureRequest, tmp_path: Path, env_vars: dic
         server.stop()
         return
     pool: WorkerdPool = request.getfixturevalue("workerd_pool")
-    worker = pool.get(dict(BASE_VARS), {"RATE_LIMIT_GATEKEEPER": LOCAL_LIMIT})
+    worker = pool.get(dict(BASE_VARS), SMALL_GATEKEEPER_LIMIT)
     since = len(worker.logs())
     yield worker
     assert_no_tracebacks(worker, since)

@@ -19,7 +19,8 @@ from relay import secretbox
 from relay.jobs import dispatch_pending
 from relay.jobs import run as relay_job
 from tests import test_relay_support as support
-from tests.conftest import ADMIN_TOKEN, HMAC_SECRET
+from tests.conftest import ADMIN_TOKEN, HMAC_SECRET, use_local_chain_only
+from tests.support.anvil import AnvilNode
 from tests.test_relay_support import Receiver, deliveries_of, register, rows, solo
 
 insecure_webhooks, webhook_clock, receivers = support.insecure_webhooks, support.webhook_clock, support.receivers
@@ -176,9 +177,8 @@ def test_key_ring_orders_configured_keys_first_and_keeps_hmac_secret_for_reading
 
 
 @pytest.fixture
-def relay_live_env(env_vars: dict[str, str]) -> dict[str, str]:
-    env_vars.update(ALLOW_INSECURE_WEBHOOKS="true", RELAY_DISPATCH_AFTER_RESPONSE="true")
-    return env_vars
+def relay_live_env(env_vars: dict[str, str], anvil: AnvilNode) -> dict[str, str]:
+    return use_local_chain_only(env_vars, anvil.url)
 
 
 def wait_for(receiver: Receiver, count: int, seconds: float = 10) -> None:
