@@ -17,27 +17,13 @@ from pytest_httpx import HTTPXMock
 
 from relay import delivery, notify
 from tests.conftest import ADMIN_TOKEN, BASE_VARS, HMAC_SECRET, assert_no_tracebacks
+from tests.support import messaging
+from tests.support.messaging import EMAIL_FROM, FROM_NUMBER, RESEND_KEY, SID, TWILIO_TOKEN, TWILIO_URL
 
-RESEND_KEY = "re_test_key_contacts_0123"
-SID = "AC" + "fedcba9876543210" * 2
-TWILIO_TOKEN = "twilio-token-for-contact-tests"
-FROM_NUMBER = "+15005550006"
-EMAIL_FROM = "TattleHash <verify@tattlehash.test>"
-TWILIO_URL = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
+providers = messaging.providers  # the fixture, shared with the other provider suites
+
 VICTIM = "victim@example.com"
 CODE = re.compile(r"\b(\d{6})\b")
-
-
-@pytest.fixture
-def providers(env_vars: dict[str, str]) -> dict[str, str]:
-    env_vars.update(
-        RESEND_API_KEY=RESEND_KEY,
-        EMAIL_FROM=EMAIL_FROM,
-        TWILIO_ACCOUNT_SID=SID,
-        TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
-        TWILIO_FROM_NUMBER=FROM_NUMBER,
-    )
-    return env_vars
 
 
 @pytest.fixture

@@ -15,30 +15,16 @@ from pytest_httpx import HTTPXMock
 from relay import delivery, notify
 from relay.jobs import after_response, dispatch_pending
 from tests import test_relay_support as support
+from tests.support import messaging
+from tests.support.messaging import EMAIL_FROM, FROM_NUMBER, RESEND_KEY, SID, TWILIO_TOKEN, TWILIO_URL
 from tests.test_relay_support import Reply, register, rows
+
+providers = messaging.providers  # the fixture, shared with the other provider suites
 
 insecure_webhooks, webhook_clock, receivers = support.insecure_webhooks, support.webhook_clock, support.receivers
 
-RESEND_KEY = "re_test_key_0123456789"
-SID = "AC" + "0123456789abcdef" * 2
-TWILIO_TOKEN = "twilio-auth-token-for-tests"
-FROM_NUMBER = "+15005550006"
-EMAIL_FROM = "TattleHash <notify@tattlehash.test>"
-TWILIO_URL = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
 CREATOR_EMAIL, CREATOR_PHONE = "creator@example.com", "+14155550100"
 COUNTER_EMAIL, COUNTER_PHONE = "counter@example.com", "+447700900123"
-
-
-@pytest.fixture
-def providers(env_vars: dict[str, str]) -> dict[str, str]:
-    env_vars.update(
-        RESEND_API_KEY=RESEND_KEY,
-        EMAIL_FROM=EMAIL_FROM,
-        TWILIO_ACCOUNT_SID=SID,
-        TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
-        TWILIO_FROM_NUMBER=FROM_NUMBER,
-    )
-    return env_vars
 
 
 async def person(client, make_user, email: str, phone: str | None) -> tuple[str, str]:
