@@ -111,9 +111,15 @@ class FakeD1Binding:
     def __init__(self, backend: SqliteDatabase) -> None:
         self.backend = backend
         self.batches = 0
+        self.sessions: list[FakeD1Session] = []
 
     def prepare(self, sql: str) -> FakeJsStatement:
         return FakeJsStatement(self.backend, sql)
+
+    def withSession(self, constraint_or_bookmark: Any = None) -> FakeD1Session:
+        session = FakeD1Session(self, constraint_or_bookmark)
+        self.sessions.append(session)
+        return session
 
     async def batch(self, statements: list[FakeJsStatement]) -> list[JsProxy]:
         self.batches += 1
@@ -126,6 +132,53 @@ class FakeD1Binding:
             raise RuntimeError(f"D1_ERROR: {error}") from None
         connection.execute("COMMIT")
         return results
+
+
+class FakeD1Session:
+    """workerd's D1DatabaseSession as read from its d1-api source and observed in `wrangler dev`:
+    getBookmark() is JS null for a constraint until a query answers, any other string is kept as given (no
+    validation), and after each query the lexicographically newer of held and returned bookmark is kept."""
+
+    def __init__(self, binding: FakeD1Binding, start: Any) -> None:
+        start = (start or "").strip() or "first-unconstrained"
+        self.binding, self.start, self.current = binding, start, start
+        self.queries = 0
+
+    def getBookmark(self) -> Any:
+        return JsNull() if self.current in {"first-primary", "first-unconstrained"} else self.current
+
+    def _update(self) -> None:
+        self.queries += 1
+        held = self.getBookmark()
+        returned = self.binding.backend.current_bookmark()
+        if isinstance(held, JsNull) or held < returned:
+            self.current = returned
+
+    def prepare(self, sql: str) -> FakeSessionStatement:
+        return FakeSessionStatement(self, FakeJsStatement(self.binding.backend, sql))
+
+    async def batch(self, statements: list[Any]) -> list[JsProxy]:
+        try:
+            return await self.binding.batch([getattr(statement, "inner", statement) for statement in statements])
+        finally:
+            self._update()
+
+
+class FakeSessionStatement:
+    def __init__(self, session: FakeD1Session, inner: FakeJsStatement) -> None:
+        self.session, self.inner = session, inner
+
+    def bind(self, *params: Any) -> FakeSessionStatement:
+        return FakeSessionStatement(self.session, self.inner.bind(*params))
+
+    async def all(self) -> JsProxy:
+        try:
+            return await self.inner.all()
+        finally:
+            self.session._update()
+
+    async def run(self) -> JsProxy:
+        return await self.all()
 
 
 @pytest.fixture

@@ -203,3 +203,13 @@ def test_importing_entry_builds_the_app_without_io_or_randomness():
         [sys.executable, "-c", code], cwd=PROJECT_ROOT / "src", capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+async def test_fetch_opens_a_d1_session_and_returns_its_bookmark(worker):
+    binding = worker.env.TATTLEHASH_DB
+    health = await worker.fetch(FakeSdkRequest("GET", "https://api.example/health"))
+    assert binding.sessions[-1].start == "first-unconstrained"
+    bookmark = dict(health.headers)["x-d1-bookmark"]
+    assert bookmark == binding.sessions[-1].getBookmark()
+    again = await worker.fetch(FakeSdkRequest("GET", "https://api.example/health", {"X-D1-Bookmark": bookmark}))
+    assert binding.sessions[-1].start == bookmark and again.status == 200

@@ -5,8 +5,10 @@ from __future__ import annotations
 from core.config import Env
 from core.http import Request, Response
 
-ALLOWED_HEADERS = "authorization, content-type, idempotency-key, x-request-id"
-EXPOSED_HEADERS = "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset"
+ALLOWED_HEADERS = "authorization, content-type, idempotency-key, x-request-id, x-d1-bookmark"
+EXPOSED_HEADERS = (
+    "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, x-d1-bookmark"
+)
 MAX_AGE_SECONDS = "600"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from db.port import ConstraintError, DatabaseError, QueryResult, check_params
+from db.port import FIRST_UNCONSTRAINED, ConstraintError, DatabaseError, QueryResult, Statement, check_params
 
 
 def _js_null() -> Any:
@@ -102,22 +102,52 @@ class MissingBinding(DatabaseError):
 
 
 class D1Database:
-    """The `Database` port over `env.TATTLEHASH_DB`; a missing binding fails each query, not the import."""
+    """The `Database` port over `env.TATTLEHASH_DB`; a missing binding fails each query, not the import.
 
-    def __init__(self, binding: Any) -> None:
+    With `session` (what the binding's `withSession()` returned) queries go through that D1 session, which
+    may read from a replica; without one they go to the primary, as the plain binding does.
+    """
+
+    def __init__(self, binding: Any, session: Any = None) -> None:
         self._binding = binding
+        self._session = session
+
+    def _target(self) -> Any:
+        if self._binding is None:
+            raise MissingBinding("the D1 binding is not configured")
+        return self._session if self._session is not None else self._binding
 
     def prepare(self, sql: str) -> D1Statement:
-        if self._binding is None:
-            raise MissingBinding("the D1 binding is not configured")
-        return D1Statement(self._binding.prepare(sql))
+        return D1Statement(self._target().prepare(sql))
 
-    async def batch(self, statements: Sequence[D1Statement]) -> list[QueryResult]:
-        if self._binding is None:
-            raise MissingBinding("the D1 binding is not configured")
+    async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
+        target = self._target()
+        js_statements: list[Any] = []
+        for statement in statements:
+            if not isinstance(statement, D1Statement):
+                raise DatabaseError(f"not a statement of this database: {type(statement).__name__}")
+            js_statements.append(statement.js())
         try:
-            raw = await self._binding.batch(_to_js_list([statement.js() for statement in statements]))
+            raw = await target.batch(_to_js_list(js_statements))
         except Exception as error:
             raise _translate(error) from error
         # Iterating a JS array proxy yields its items; each is converted by _result.
         return [_result(item) for item in raw]
+
+    def with_session(self, constraint_or_bookmark: str | None = None) -> D1Database:
+        """A D1 session (`env.DB.withSession(...)`) starting from a constraint or a bookmark."""
+        if self._binding is None:
+            return D1Database(None)
+        start = (constraint_or_bookmark or "").strip() or FIRST_UNCONSTRAINED
+        return D1Database(self._binding, self._binding.withSession(start))
+
+    def bookmark(self) -> str | None:
+        """The session's latest bookmark; None outside a session or before its first query.
+
+        Observed in workerd: `getBookmark()` returns JS null (pyodide's `jsnull`, not None) until a query
+        has answered when the session began with a constraint, then a string.
+        """
+        if self._session is None:
+            return None
+        value = self._session.getBookmark()
+        return value if isinstance(value, str) and value else None

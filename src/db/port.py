@@ -1,10 +1,11 @@
-"""The Database port: the subset of the D1 API the app uses (prepare/bind/first/all/run/batch)."""
+"""The Database port: the subset of the D1 API the app uses (prepare/bind/first/all/run/batch, sessions)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # D1 passes numbers through JavaScript, so integers beyond 2^53 lose precision; amounts are TEXT.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -12,6 +13,16 @@ MAX_SAFE_INTEGER = 2**53 - 1
 MAX_BOUND_PARAMETERS = 100
 
 Row = dict[str, Any]
+
+# D1 Sessions API (read replication): a session starts from one of these constraints or from a bookmark.
+# "first-primary": the first query goes to the primary (the latest state); "first-unconstrained": to any
+# replica. Either way the session's later queries see at least what its earlier ones saw.
+FIRST_PRIMARY = "first-primary"
+FIRST_UNCONSTRAINED = "first-unconstrained"
+SESSION_CONSTRAINTS = frozenset({FIRST_PRIMARY, FIRST_UNCONSTRAINED})
+# The shape of a D1 bookmark as workerd's D1 returns it (observed in wrangler 4.86 / workerd 1.20260426.1:
+# "00000000-00000001-00000000-00000000000000000000000000000000"); bookmarks sort lexicographically by age.
+BOOKMARK_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$")
 
 
 class DatabaseError(Exception):
@@ -43,12 +54,37 @@ class Statement(Protocol):
     async def run(self) -> QueryResult: ...
 
 
+@runtime_checkable
 class Database(Protocol):
-    """A D1-shaped database: batch() runs its statements as one transaction."""
+    """A D1-shaped database: batch() runs its statements as one transaction.
+
+    with_session() opens a D1 session (read replication): its queries may be served by a replica that is at
+    least as new as the bookmark it started from (or, with a constraint, as its own earlier queries), and
+    bookmark() is the newest bookmark the session has seen, to hand to the next request. The database
+    itself (no session) always reads the primary and has no bookmark.
+    """
 
     def prepare(self, sql: str) -> Statement: ...
 
     async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]: ...
+
+    def with_session(self, constraint_or_bookmark: str | None = None) -> Database: ...
+
+    def bookmark(self) -> str | None: ...
+
+
+def is_session_start(value: str) -> bool:
+    """Whether `value` is something a session may start from: a constraint or a well-formed bookmark."""
+    return value in SESSION_CONSTRAINTS or BOOKMARK_PATTERN.match(value) is not None
+
+
+def newer_bookmark(current: str | None, candidate: str | None) -> str | None:
+    """The later of two bookmarks, as D1's session keeps it: bookmarks compare as strings, newest wins."""
+    if not candidate:
+        return current
+    if current is None or current < candidate:
+        return candidate
+    return current
 
 
 def check_params(params: Sequence[Any]) -> tuple[Any, ...]:

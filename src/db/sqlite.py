@@ -6,9 +6,18 @@ import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from db.port import ConstraintError, DatabaseError, QueryResult, check_params
+from db.port import (
+    FIRST_UNCONSTRAINED,
+    SESSION_CONSTRAINTS,
+    ConstraintError,
+    DatabaseError,
+    QueryResult,
+    Statement,
+    check_params,
+    newer_bookmark,
+)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -29,10 +38,33 @@ def _translate(error: sqlite3.Error) -> DatabaseError:
     return DatabaseError(str(error))
 
 
-class SqliteStatement:
-    """A prepared statement bound to a SqliteDatabase."""
+def format_bookmark(counter: int) -> str:
+    """A D1-shaped bookmark for a write counter: same length and alphabet, so it sorts by age as D1's do."""
+    return f"{counter >> 32:08x}-{counter & 0xFFFFFFFF:08x}-{0:08x}-{0:032x}"
 
-    def __init__(self, database: SqliteDatabase, sql: str, params: tuple[Any, ...] = ()) -> None:
+
+class _Runner(Protocol):
+    """What a statement runs through: the database itself, or one of its sessions."""
+
+    async def round_trip(self) -> None: ...
+
+    def run_single(self, statement: SqliteStatement) -> QueryResult: ...
+
+
+def _own(statements: Sequence[Statement]) -> list[SqliteStatement]:
+    """The statements as this adapter's own; one prepared by another database cannot join its transaction."""
+    own: list[SqliteStatement] = []
+    for statement in statements:
+        if not isinstance(statement, SqliteStatement):
+            raise DatabaseError(f"not a statement of this database: {type(statement).__name__}")
+        own.append(statement)
+    return own
+
+
+class SqliteStatement:
+    """A prepared statement bound to a SqliteDatabase (or a session of it)."""
+
+    def __init__(self, database: _Runner, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._database = database
         self.sql = sql
         self.params = params
@@ -81,25 +113,41 @@ class SqliteDatabase:
     def prepare(self, sql: str) -> SqliteStatement:
         return SqliteStatement(self, sql)
 
+    def with_session(self, constraint_or_bookmark: str | None = None) -> SqliteSession:
+        return SqliteSession(self, constraint_or_bookmark)
+
+    def bookmark(self) -> str | None:
+        # As D1's binding outside a session: every query goes to the primary and there is no bookmark.
+        return None
+
+    def current_bookmark(self) -> str:
+        """The bookmark of the database as it is now: the rows this connection has changed, as a counter.
+
+        Monotonic while the process lives (the one connection sees every write it makes); a bookmark from an
+        earlier run may be ahead of it, which, as on D1, still answers (there is only the primary here).
+        """
+        return format_bookmark(self.connection.total_changes)
+
     def run_single(self, statement: SqliteStatement) -> QueryResult:
         try:
             return statement.execute(self.connection)
         except sqlite3.Error as error:
             raise _translate(error) from error
 
-    async def batch(self, statements: Sequence[SqliteStatement]) -> list[QueryResult]:
+    async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
         await self.round_trip()
         return self.run_batch(statements)
 
-    def run_batch(self, statements: Sequence[SqliteStatement]) -> list[QueryResult]:
+    def run_batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
         """All statements in one IMMEDIATE transaction: all apply or none do, as in D1."""
+        own = _own(statements)
         connection = self.connection
         try:
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
             raise _translate(error) from error
         try:
-            results = [statement.execute(connection) for statement in statements]
+            results = [statement.execute(connection) for statement in own]
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             connection.execute("ROLLBACK")
@@ -120,3 +168,47 @@ class SqliteDatabase:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class SqliteSession:
+    """A D1 session over the local database: same data (there are no replicas), D1's bookmark rules.
+
+    Started from a constraint it has no bookmark until its first query; started from a bookmark it holds
+    that one. After each query it keeps the newer of its bookmark and the database's, as D1's session does,
+    so a bookmark ahead of the database (from an earlier run) is kept, and the query still answers.
+    """
+
+    def __init__(self, database: SqliteDatabase, constraint_or_bookmark: str | None = None) -> None:
+        start = (constraint_or_bookmark or "").strip() or FIRST_UNCONSTRAINED
+        self._database = database
+        self.start = start
+        self._bookmark: str | None = None if start in SESSION_CONSTRAINTS else start
+
+    async def round_trip(self) -> None:
+        await self._database.round_trip()
+
+    def prepare(self, sql: str) -> SqliteStatement:
+        return SqliteStatement(self, sql)
+
+    def run_single(self, statement: SqliteStatement) -> QueryResult:
+        try:
+            return self._database.run_single(statement)
+        finally:
+            self._observe()
+
+    async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
+        await self.round_trip()
+        try:
+            return self._database.run_batch(statements)
+        finally:
+            self._observe()
+
+    def with_session(self, constraint_or_bookmark: str | None = None) -> SqliteSession:
+        return SqliteSession(self._database, constraint_or_bookmark)
+
+    def bookmark(self) -> str | None:
+        return self._bookmark
+
+    def _observe(self) -> None:
+        # Like D1, a failed query still reports the state it saw.
+        self._bookmark = newer_bookmark(self._bookmark, self._database.current_bookmark())
