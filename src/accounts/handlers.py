@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import Field
 
 from accounts import profile, users
 from accounts.contacts import MAX_ATTEMPTS, PendingClaim
-from core.auth import require_user
+from core.auth import PRELOAD, Caller, require_user
+from core.config import Env
 from core.context import RequestContext
 from core.errors import ApiError
 from core.http import Request, Response
 from core.schemas import DisplayName, Email, OutModel, PhoneE164, StrictModel
+from core.validation import validate_body
+from db.port import Database, Statement
 
 # Errors of the /me routes beyond the common ones (documented in the OpenAPI document).
 PATCH_ERRORS = ("E9003",)
@@ -108,34 +112,57 @@ def _pending(claim: PendingClaim | None) -> PendingContact | None:
 
 
 def _profile(record: profile.ProfileRecord) -> Response:
-    row = record.user
+    user = record.user
     body = Profile(
-        id=row["id"],
-        email=row["email"],
-        phone=row["phone"],
-        display_name=row["display_name"],
+        id=user.id,
+        email=user.email,
+        phone=user.phone,
+        display_name=user.display_name,
         pending_email=_pending(record.pending.get("email")),
         pending_phone=_pending(record.pending.get("phone")),
         wallets=record.wallets,
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=user.created_at,
+        updated_at=user.updated_at,
     )
     return Response.json(body.model_dump())
 
 
+# Each /me route's reads ride in the auth lookup's batch (core.auth.Preload): auth + reads = one round trip.
+def _preload_read(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    return profile.read_statements(db, caller)
+
+
+def _preload_patch(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    # The send-cap reads depend on the body; one that does not validate reads nothing (the handler is never run).
+    try:
+        changes = validate_body(ProfilePatch, request.json()).model_dump(exclude_unset=True)
+    except (ApiError, ValueError):
+        return []
+    return profile.patch_reads(env, db, caller, now, changes)
+
+
+def _preload_verify(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    return profile.verify_reads(db, caller)
+
+
+GET_ME_EXTRA: dict[str, Any] = {PRELOAD: _preload_read}
+PATCH_ME_EXTRA: dict[str, Any] = {PRELOAD: _preload_patch}
+VERIFY_ME_EXTRA: dict[str, Any] = {PRELOAD: _preload_verify}
+
+
 async def get_me(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
-    return _profile(await profile.read(ctx.db, principal.user_id or ""))
+    return _profile(await profile.read(ctx.db, principal))
 
 
 async def patch_me(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     body: ProfilePatch = ctx.body
-    record = await profile.patch(ctx.services, principal.user_id or "", body.model_dump(exclude_unset=True))
+    record = await profile.patch(ctx.services, principal, body.model_dump(exclude_unset=True))
     return _profile(record)
 
 
 async def verify_me(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     body: ContactVerify = ctx.body
-    return _profile(await profile.verify(ctx.services, principal.user_id or "", body.channel, body.code))
+    return _profile(await profile.verify(ctx.services, principal, body.channel, body.code))

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from accounts import contacts, users
+from accounts import contacts, store
 from accounts.contacts import Channel, Delivery, PendingClaim
+from accounts.store import User
 from core import flags
+from core.auth import Caller, Principal, preloaded_or_read
 from core.clock import format_time, parse_time
+from core.config import Env
 from core.context import Services
 from core.errors import ApiError
 from core.ids import new_id
@@ -26,29 +29,46 @@ _ADDRESS_KIND = {"email": "email address", "phone": "phone number"}
 class ProfileRecord:
     """A user's row, wallets, and pending contact claims, as read in one batch."""
 
-    user: dict[str, Any]
+    user: User
     wallets: list[str]
     pending: dict[str, PendingClaim] = field(default_factory=dict)
 
 
-def _read_statements(db: Database, user_id: str) -> list[Statement]:
+def read_statements(db: Database, caller: Caller) -> list[Statement]:
+    """The profile's reads; GET /me runs them in the auth batch (see core.auth.Preload)."""
     return [
-        users.user_statement(db, user_id),
-        users.wallets_statement(db, user_id),
-        contacts.claims_statement(db, user_id),
+        store.user_statement(db, caller),
+        store.wallets_statement(db, caller),
+        store.claims_statement(db, caller),
     ]
 
 
 def _record(results: list[QueryResult]) -> ProfileRecord:
     user_rows, wallet_rows, claim_rows = results
-    if not user_rows.results:
+    user = store.user_from(user_rows)
+    if user is None:
         raise ApiError("E9006", "The user behind these credentials no longer exists")
-    return ProfileRecord(user_rows.results[0], users.wallets_from(wallet_rows), contacts.claims_from(claim_rows))
+    return ProfileRecord(user, store.wallets_from(wallet_rows), store.claims_from(claim_rows))
 
 
-async def read(db: Database, user_id: str) -> ProfileRecord:
-    """One D1 round trip."""
-    return _record(await db.batch(_read_statements(db, user_id)))
+async def read(db: Database, principal: Principal) -> ProfileRecord:
+    """No round trip of its own when the reads rode in the auth batch; one otherwise."""
+    return _record(await preloaded_or_read(db, principal, lambda caller: read_statements(db, caller)))
+
+
+def _address_hashes(env: Env, changes: dict[str, Any]) -> dict[Channel, str]:
+    return {ch: contacts.address_hash(env, ch, changes[ch]) for ch in contacts.CHANNELS if changes.get(ch) is not None}
+
+
+def patch_reads(env: Env, db: Database, caller: Caller, now: datetime, changes: dict[str, Any]) -> list[Statement]:
+    """PATCH /me's reads: the profile, and the send counts the caps need (this user's, each claimed address's)."""
+    reads = [*read_statements(db, caller), store.user_sends_statement_for(db, caller, now)]
+    return reads + [store.address_sends_statement(db, hashed, now) for hashed in _address_hashes(env, changes).values()]
+
+
+def verify_reads(db: Database, caller: Caller) -> list[Statement]:
+    """POST /me/verify's read: the caller's pending claims."""
+    return [store.claims_statement(db, caller)]
 
 
 def delivery_available(services: Services, user_id: str, channel: Channel) -> bool:
@@ -86,7 +106,7 @@ async def _send(services: Services, send_id: str, user_id: str, channel: Channel
     return "SENT" if outcome.status == "SENT" else "FAILED"
 
 
-async def patch(services: Services, user_id: str, changes: dict[str, Any]) -> ProfileRecord:
+async def patch(services: Services, principal: Principal, changes: dict[str, Any]) -> ProfileRecord:
     """Apply a PATCH /me: display_name at once; a new email/phone becomes a pending claim and gets a code.
 
     The answer is the same whether or not another account holds the address: nothing here looks at other
@@ -94,19 +114,18 @@ async def patch(services: Services, user_id: str, changes: dict[str, Any]) -> Pr
     """
     db, env = services.db, services.env
     now = services.now()
+    user_id = principal.user_id or ""
     requested: dict[Channel, str | None] = {ch: changes[ch] for ch in contacts.CHANNELS if ch in changes}
-    hashes = {ch: contacts.address_hash(env, ch, value) for ch, value in requested.items() if value is not None}
+    hashes = _address_hashes(env, changes)
 
-    # One read batch: the profile, and the send counts the caps need.
-    reads = [*_read_statements(db, user_id), contacts.user_sends_statement(db, user_id, now)]
-    reads += [contacts.address_sends_statement(db, hashed, now) for hashed in hashes.values()]
-    results = await db.batch(reads)
+    # One read batch (the auth batch when it could carry them): the profile, and the send counts the caps need.
+    results = await preloaded_or_read(db, principal, lambda caller: patch_reads(env, db, caller, now, changes))
     record = _record(results[:3])
     user_sends = results[3].results[0]
     address_sends = {ch: result.results[0] for ch, result in zip(hashes, results[4:], strict=True)}
 
     # A value equal to the verified one keeps it (and drops any pending claim); anything else is claimed.
-    claims = {ch: value for ch, value in requested.items() if value is not None and value != record.user[ch]}
+    claims = {ch: value for ch, value in requested.items() if value is not None and value != record.user.contact(ch)}
     sending = [ch for ch in claims if delivery_available(services, user_id, ch)]
     if sending:
         if int(user_sends["sent"]) + len(sending) > contacts.USER_SENDS_PER_HOUR:
@@ -120,12 +139,12 @@ async def patch(services: Services, user_id: str, changes: dict[str, Any]) -> Pr
 
     statements: list[Statement] = []
     direct = {name: value for name, value in changes.items() if name == "display_name" or value is None}
-    update = users.profile_update_statement(db, user_id, direct, now)
+    update = store.profile_update_statement(db, user_id, direct, now)
     if update is not None:
         statements.append(update)
     for ch in requested:
         if ch not in claims:
-            statements.append(contacts.delete_claim_statement(db, user_id, ch))
+            statements.append(store.delete_claim_statement(db, user_id, ch))
             continue
         code = contacts.new_code()
         delivery: Delivery = "UNAVAILABLE"
@@ -134,37 +153,38 @@ async def patch(services: Services, user_id: str, changes: dict[str, Any]) -> Pr
             # early simply does not match yet.
             send_id = new_id()
             delivery = await _send(services, send_id, user_id, ch, claims[ch], code)
-            statements += contacts.log_send_statements(db, send_id, user_id, hashes[ch], now)
+            statements += store.log_send_statements(db, send_id, user_id, hashes[ch], now)
         hashed = contacts.code_hash(env, user_id, ch, claims[ch], code)
-        statements.append(contacts.upsert_claim_statement(db, user_id, ch, claims[ch], hashed, delivery, now))
+        statements.append(store.upsert_claim_statement(db, user_id, ch, claims[ch], hashed, delivery, now))
     if not statements:
         return record
-    written = await db.batch([*statements, *_read_statements(db, user_id)])
+    written = await db.batch([*statements, *read_statements(db, Caller.user(user_id))])
     return _record(written[-3:])
 
 
-async def verify(services: Services, user_id: str, channel: Channel, code: str) -> ProfileRecord:
+async def verify(services: Services, principal: Principal, channel: Channel, code: str) -> ProfileRecord:
     """POST /me/verify: the right code, within its time and attempts, makes the pending contact verified."""
     db, env = services.db, services.env
     now = services.now()
-    row = await contacts.claim_statement(db, user_id, channel).first()
-    if row is None:
+    user_id = principal.user_id or ""
+    (claim_rows,) = await preloaded_or_read(db, principal, lambda caller: verify_reads(db, caller))
+    claim = store.claims_from(claim_rows).get(channel)
+    if claim is None:
         raise ApiError("E7003", details={"channel": channel})
-    claim = contacts.claims_from(QueryResult([row]))[channel]
     if claim.expires_at <= format_time(now) or claim.attempts_left == 0:
         raise ApiError("E7002", details={"channel": channel})
     matched = hmac.compare_digest(contacts.code_hash(env, user_id, channel, claim.value, code), claim.code_hash)
     attempt_id = new_id()
-    statements = [contacts.spend_attempt_statement(db, user_id, channel, claim.code_hash, attempt_id, now)]
+    statements = [store.spend_attempt_statement(db, user_id, channel, claim.code_hash, attempt_id, now)]
     if matched:
-        guard_sql, guard_params = contacts.attempt_guard(user_id, channel, attempt_id, claim.value)
+        guard_sql, guard_params = store.attempt_guard(user_id, channel, attempt_id, claim.value)
         statements.append(
-            users.verify_contact_statement(
+            store.verify_contact_statement(
                 db, user_id, channel, claim.value, now, guard_sql=guard_sql, guard_params=guard_params
             )
         )
-        statements.append(contacts.finish_claim_statement(db, user_id, channel, attempt_id))
-        statements += _read_statements(db, user_id)
+        statements.append(store.finish_claim_statement(db, user_id, channel, attempt_id))
+        statements += read_statements(db, Caller.user(user_id))
     results = await db.batch(statements)
     if results[0].changes != 1:
         # Replaced by a newer code, expired, or its last attempts spent by parallel requests meanwhile.

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from challenges.oracle import resolve_due
+from challenges.timeouts import expire_due
 from core.context import Services
+from gatekeeper import wallet
+from relay import jobs as relay_jobs
 
 Job = Callable[[Services], Awaitable[dict[str, int]]]
 
@@ -20,36 +24,19 @@ class JobReport:
 
 async def expire_wallet_challenges(services: Services) -> dict[str, int]:
     """Mark PENDING wallet challenges past their expiry as EXPIRED (bounded per run)."""
-    from core.clock import format_time
-
-    now = format_time(services.clock.now())
-    result = (
-        await services.db.prepare(
-            "UPDATE wallet_challenges SET status = 'EXPIRED' WHERE id IN ("
-            "SELECT id FROM wallet_challenges WHERE status = 'PENDING' AND expires_at <= ? LIMIT 500)"
-        )
-        .bind(now)
-        .run()
-    )
-    return {"expired": result.changes}
+    return {"expired": await wallet.expire_due(services.db, services.clock.now())}
 
 
 async def challenge_timeouts(services: Services) -> dict[str, int]:
-    from challenges.timeouts import expire_due
-
     return await expire_due(services)
 
 
 async def oracle_resolutions(services: Services) -> dict[str, int]:
-    from challenges.oracle import resolve_due
-
     return await resolve_due(services)
 
 
 async def relay_dispatch(services: Services) -> dict[str, int]:
-    from relay.jobs import run
-
-    return await run(services)
+    return await relay_jobs.run(services)
 
 
 JOBS: dict[str, Job] = {

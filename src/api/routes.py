@@ -52,6 +52,7 @@ ROUTES: list[Route] = [
         auth="user",
         response=accounts.Profile,
         rate_limit="accounts",
+        extra=accounts.GET_ME_EXTRA,
     ),
     Route(
         "PATCH",
@@ -63,6 +64,7 @@ ROUTES: list[Route] = [
         body=accounts.ProfilePatch,
         response=accounts.Profile,
         rate_limit="accounts",
+        extra=accounts.PATCH_ME_EXTRA,
         errors=accounts.PATCH_ERRORS,
     ),
     Route(
@@ -75,6 +77,7 @@ ROUTES: list[Route] = [
         body=accounts.ContactVerify,
         response=accounts.Profile,
         rate_limit="accounts",
+        extra=accounts.VERIFY_ME_EXTRA,
         errors=accounts.VERIFY_ERRORS,
     ),
     Route(

@@ -8,16 +8,48 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from core import cors, ratelimit
-from core.auth import require_admin, require_user, resolve_principal
+from core.auth import PRELOAD, require_admin, require_user, resolve_principal, route_preload
 from core.context import RequestContext, Services
 from core.errors import ApiError
 from core.http import MAX_BODY_BYTES, Request, Response
 from core.ids import new_id
 from core.routing import Route, Router
 from core.validation import validate_body
+from db.port import FIRST_PRIMARY, FIRST_UNCONSTRAINED, Database, is_session_start
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+_WRITE_METHODS = _BODY_METHODS | {"DELETE"}
+# D1 read replication: the session bookmark travels in this header, both ways (the name D1's docs use).
+BOOKMARK_HEADER = "x-d1-bookmark"
+_MAX_BOOKMARK_LENGTH = 128
+
+
+def session_start(request: Request) -> str:
+    """Where this request's D1 session starts: the caller's bookmark, else a constraint by method.
+
+    A bookmark (from the caller's last response) makes every read see at least that state: its own writes.
+    Without one, a read may go to any replica, and a write's reads go to the primary, so the checks made
+    before writing see the latest state. A malformed value is refused (400) rather than sent to D1: workerd's
+    binding forwards any string and keeps it as the session's bookmark, so it would come back poisoned.
+    """
+    value = request.header(BOOKMARK_HEADER).strip()
+    if not value:
+        return FIRST_PRIMARY if request.method in _WRITE_METHODS else FIRST_UNCONSTRAINED
+    if len(value) > _MAX_BOOKMARK_LENGTH or not is_session_start(value):
+        raise ApiError(
+            "E9004",
+            details={
+                "fields": [
+                    {
+                        "field": "X-D1-Bookmark",
+                        "message": "a bookmark from an earlier response, first-primary or first-unconstrained",
+                        "type": "invalid",
+                    }
+                ]
+            },
+        )
+    return value
 
 
 class App:
@@ -33,6 +65,7 @@ class App:
         caller_id = request.header("x-request-id")
         request.request_id = caller_id if _SAFE_REQUEST_ID.match(caller_id) else new_id()
         route_path = "-"
+        session: Database | None = None
         try:
             if cors.is_preflight(request):
                 response = cors.preflight(request, services.env, self.router.allowed_methods(request.path))
@@ -40,7 +73,9 @@ class App:
                 match = self.router.match(request.method, request.path)
                 route_path = match.route.path
                 request.path_params = match.params
-                response = await self._dispatch(request, match.route, services)
+                # One D1 session per request: every query of the request (and work it defers) goes through it.
+                session = services.db.with_session(session_start(request))
+                response = await self._dispatch(request, match.route, services.with_db(session))
         except ApiError as error:
             if error.code in {"E9001", "E9002"}:
                 error.details = {**error.details, "request_id": request.request_id}
@@ -59,6 +94,10 @@ class App:
             self.after_write(services)
         if request.method == "HEAD":
             response.body = b""
+        # Errors too: a failed request may still have read newer state than the caller's bookmark.
+        bookmark = session.bookmark() if session is not None else None
+        if bookmark:
+            response.headers[BOOKMARK_HEADER] = bookmark
         response.headers["x-request-id"] = request.request_id
         response.headers.setdefault("x-content-type-options", "nosniff")
         response.headers.setdefault("cache-control", "no-store")
@@ -86,7 +125,9 @@ class App:
         # Authorization header holds, /health and /openapi.json answer the same, without a database read.
         if route.auth != "none" or route.flag is not None:
             try:
-                ctx.principal = await resolve_principal(services.env, services.db, authorization, now)
+                # The route's own reads ride in the credential lookup's batch: one round trip for both.
+                extra = route_preload(route.extra.get(PRELOAD), services.env, services.db, request, now)
+                ctx.principal = await resolve_principal(services.env, services.db, authorization, now, extra=extra)
             except ApiError as error:
                 principal_error = error
         if route.flag is not None:

@@ -6,15 +6,17 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from core.clock import format_time, parse_time, unix_seconds
 from core.config import Env
 from core.errors import ApiError
+from core.http import Request
 from core.ids import random_token
-from db.port import Database
+from db.port import Database, QueryResult, Statement
 
 API_KEY_PREFIX = "thk_"
 SESSION_PREFIX = "ths_"
@@ -30,10 +32,36 @@ class Principal:
     user_id: str | None = None
     wallet_address: str | None = None
     issued_at: int | None = None  # sessions: unix seconds
+    # Results of the statements the route asked to run in the auth batch (see Preload); empty when none ran.
+    preloaded: tuple[QueryResult, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def is_admin(self) -> bool:
         return self.kind == "admin"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """SQL yielding the caller's user id inside another statement, so reads can join the auth lookup's batch.
+
+    For an API key the id is not known before the database answers, so it is a subquery on the key's hash;
+    once known (a session, or a handler reading on its own) it is a bound parameter.
+    """
+
+    sql: str
+    params: tuple[Any, ...]
+
+    @classmethod
+    def user(cls, user_id: str) -> Caller:
+        return cls("?", (user_id,))
+
+
+# Builds a route's reads (env, db, request, now, caller); app.py runs them in the credential lookup's batch.
+# It must not raise: on input it cannot use it returns no statements, and the handler reads on its own.
+Preload = Callable[[Env, Database, Request, datetime, Caller], Sequence[Statement]]
+# A route asks for it with Route(extra={PRELOAD: builder}).
+PRELOAD = "preload"
+_API_KEY_USER_SQL = "(SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL)"
 
 
 def hash_api_key(api_key: str) -> str:
@@ -115,8 +143,48 @@ def bearer_token(authorization: str) -> str | None:
     return token.strip()
 
 
-async def resolve_principal(env: Env, db: Database, authorization: str, now: datetime) -> Principal | None:
-    """None when no credentials were sent; 401 E9006 when they were sent but are not valid."""
+def route_preload(
+    builder: Preload | None, env: Env, db: Database, request: Request, now: datetime
+) -> Callable[[Caller], Sequence[Statement]] | None:
+    """Binds a route's Preload (Route.extra[PRELOAD]) to this request, for resolve_principal(extra=...)."""
+    if builder is None:
+        return None
+    return lambda caller: builder(env, db, request, now, caller)
+
+
+async def preloaded_or_read(
+    db: Database, principal: Principal, statements: Callable[[Caller], Sequence[Statement]]
+) -> list[QueryResult]:
+    """The route's reads from the auth batch when they ran there, otherwise in one batch of their own."""
+    if principal.preloaded:
+        return list(principal.preloaded)
+    return await db.batch(list(statements(Caller.user(principal.user_id or ""))))
+
+
+async def _lookup(
+    db: Database, lookup: Statement, extra: Callable[[Caller], Sequence[Statement]] | None, caller: Caller
+) -> tuple[dict[str, Any] | None, tuple[QueryResult, ...]]:
+    """The credential's row, and the route's reads run in the same batch (one round trip either way)."""
+    if extra is None:
+        return await lookup.first(), ()
+    results = await db.batch([lookup, *extra(caller)])
+    rows = results[0].results
+    return (rows[0] if rows else None), tuple(results[1:])
+
+
+async def resolve_principal(
+    env: Env,
+    db: Database,
+    authorization: str,
+    now: datetime,
+    *,
+    extra: Callable[[Caller], Sequence[Statement]] | None = None,
+) -> Principal | None:
+    """None when no credentials were sent; 401 E9006 when they were sent but are not valid.
+
+    `extra` builds statements (reads) that run in the lookup's batch; their results come back on
+    Principal.preloaded, for a user's API key or session only (admin and anonymous callers read nothing).
+    """
     if not authorization.strip():
         return None
     token = bearer_token(authorization)
@@ -129,24 +197,23 @@ async def resolve_principal(env: Env, db: Database, authorization: str, now: dat
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal("admin")
     if token.startswith(API_KEY_PREFIX):
-        row = await (
-            db.prepare("SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
-            .bind(hash_api_key(token))
-            .first()
-        )
+        key_hash = hash_api_key(token)
+        lookup = db.prepare("SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL").bind(key_hash)
+        row, preloaded = await _lookup(db, lookup, extra, Caller(_API_KEY_USER_SQL, (key_hash,)))
         if row is None:
             raise ApiError("E9006")
-        return Principal("api_key", row["user_id"])
+        return Principal("api_key", row["user_id"], preloaded=preloaded)
     if token.startswith(SESSION_PREFIX):
         principal = verify_session(env, token, now)
         # A session is stateless: a validly signed one can outlive its user (deleted, or a restored database),
         # or its wallet's link to that user. One round trip answers both.
-        row = await db.prepare(_SESSION_STATE_SQL).bind(principal.wallet_address, principal.user_id).first()
+        lookup = db.prepare(_SESSION_STATE_SQL).bind(principal.wallet_address, principal.user_id)
+        row, preloaded = await _lookup(db, lookup, extra, Caller.user(principal.user_id or ""))
         if row is None:
             raise ApiError("E9006")
         if _wallet_moved(row, principal):
             raise ApiError("E9006", "Session revoked: its wallet was linked to another account since")
-        return principal
+        return Principal("session", principal.user_id, principal.wallet_address, principal.issued_at, preloaded)
     raise ApiError("E9006")
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from core.clock import Clock, SystemClock
 from core.config import Env
 from core.logging import Logger
 
 if TYPE_CHECKING:
-    import httpx
-
     from core.auth import Principal
     from core.routing import Route
     from db.port import Database
@@ -33,6 +33,13 @@ def _run_in_background(task: Awaitable[Any]) -> None:
 
 
 @dataclass
+class _SharedHttp:
+    """The outbound client, shared by a Services and every per-request copy of it (see with_db)."""
+
+    client: httpx.AsyncClient | None = None
+
+
+@dataclass
 class Services:
     """Long-lived dependencies of one app instance (one Worker isolate, one local server)."""
 
@@ -46,22 +53,24 @@ class Services:
     rate_limiter: Any = None
     # Newest block per network (chain.blockcache.BlockCache): lets a funds check pin its reads in one batch.
     block_cache: Any = None
-    _http: httpx.AsyncClient | None = None
+    _http: _SharedHttp = field(default_factory=_SharedHttp, repr=False)
 
     def now(self) -> datetime:
         return self.clock.now()
 
+    def with_db(self, db: Database) -> Services:
+        """The same services over another database (a request's D1 session); the HTTP client is shared."""
+        return replace(self, db=db)
+
     @property
     def http(self) -> httpx.AsyncClient:
         """The outbound HTTP client (RPC, webhooks, email, SMS), created on first use, not at import."""
-        if self._http is None:
+        if self._http.client is None:
             if self.http_factory is not None:
-                self._http = self.http_factory()
+                self._http.client = self.http_factory()
             else:
-                import httpx
-
-                self._http = httpx.AsyncClient(follow_redirects=False)
-        return self._http
+                self._http.client = httpx.AsyncClient(follow_redirects=False)
+        return self._http.client
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from chain import eip1271
 from chain.address import InvalidAddress, normalize_address, to_checksum_address
@@ -24,9 +24,9 @@ from core.clock import format_time
 from core.config import Env
 from core.errors import ApiError
 from core.ids import is_uuid4, new_id, random_hex
-from db.port import Database, Statement
-from gatekeeper import messages
-from relay.outbox import event_statement
+from db.port import Database
+from gatekeeper import messages, wallet_store
+from gatekeeper.wallet_store import ChallengeRow, LinkPlan
 
 __all__ = [
     "CHALLENGE_TTL_ENV",
@@ -39,6 +39,7 @@ __all__ = [
     "WalletChallenge",
     "challenge_ttl",
     "create_challenge",
+    "expire_due",
     "verify_challenge",
 ]
 
@@ -150,15 +151,8 @@ async def create_challenge(
             expires_at=expires_at,
             challenge_id=challenge_id,
         )
-    await (
-        db.prepare(
-            "INSERT INTO wallet_challenges (id, wallet_address, chain_id, requested_by, format, message, nonce, "
-            "status, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'PENDING', ?, ?)"
-        )
-        .bind(
-            challenge_id, address, network.caip2, caller_user_id, message_format, message, nonce, issued_at, expires_at
-        )
-        .run()
+    await wallet_store.insert_challenge(
+        db, challenge_id, address, network.caip2, caller_user_id, message_format, message, nonce, issued_at, expires_at
     )
     return WalletChallenge(challenge_id, address, network.caip2, message_format, message, nonce, issued_at, expires_at)
 
@@ -198,6 +192,11 @@ def _siwe_text(
     )
 
 
+async def expire_due(db: Database, now: datetime) -> int:
+    """The scheduled job: PENDING challenges past their expiry become EXPIRED (bounded per run)."""
+    return await wallet_store.expire_due(db, now)
+
+
 async def verify_challenge(
     db: Database,
     env: Env,
@@ -231,12 +230,12 @@ async def verify_challenge(
     for _ in range(_MAX_COMMIT_ATTEMPTS):
         plan = _plan(row, caller_user_id)
         verified_at = format_time(now)
-        if await _commit(db, row, plan, signature_type, now):
-            token, session_expires_at = issue_session(env, plan.user_id, row["wallet_address"], now)
+        if await wallet_store.commit_link(db, row, plan, signature_type, now):
+            token, session_expires_at = issue_session(env, plan.user_id, row.wallet_address, now)
             return VerifiedWallet(
                 challenge_id=cid,
-                wallet_address=row["wallet_address"],
-                chain_id=row["chain_id"],
+                wallet_address=row.wallet_address,
+                chain_id=row.chain_id,
                 verified_at=verified_at,
                 user_id=plan.user_id,
                 signature_type=signature_type,
@@ -252,25 +251,16 @@ async def verify_challenge(
     raise ApiError("E9001", "The wallet is being verified concurrently; try again")
 
 
-async def _load(db: Database, challenge_id: str) -> dict[str, Any]:
-    # One round trip for the challenge and the wallet's current owner: D1 calls are network hops.
-    row = await (
-        db.prepare(
-            "SELECT c.id, c.wallet_address, c.chain_id, c.requested_by, c.message, c.status, c.expires_at, "
-            "w.user_id AS owner_user_id FROM wallet_challenges AS c "
-            "LEFT JOIN wallets AS w ON w.address = c.wallet_address WHERE c.id = ?"
-        )
-        .bind(challenge_id)
-        .first()
-    )
+async def _load(db: Database, challenge_id: str) -> ChallengeRow:
+    row = await wallet_store.load_challenge(db, challenge_id)
     if row is None:
         raise ApiError("E1003")
-    return dict(row)
+    return row
 
 
-def _authorize(row: dict[str, Any], caller_user_id: str | None) -> None:
+def _authorize(row: ChallengeRow, caller_user_id: str | None) -> None:
     """A challenge requested by a signed-in user belongs to that user: only they may spend it."""
-    requested_by = row["requested_by"]
+    requested_by = row.requested_by
     if requested_by is None:
         return
     if caller_user_id is None:
@@ -279,34 +269,29 @@ def _authorize(row: dict[str, Any], caller_user_id: str | None) -> None:
         raise ApiError("E9007", "This challenge belongs to another user")
 
 
-async def _ensure_pending(db: Database, row: dict[str, Any], now: datetime) -> None:
-    if row["status"] == "VERIFIED":
+async def _ensure_pending(db: Database, row: ChallengeRow, now: datetime) -> None:
+    if row.status == "VERIFIED":
         raise ApiError("E1007")
-    if row["status"] == "EXPIRED" or row["expires_at"] <= format_time(now):
-        # Conditional, so it can never overwrite a verification that won just before the deadline.
-        await (
-            db.prepare("UPDATE wallet_challenges SET status = 'EXPIRED' WHERE id = ? AND status = 'PENDING'")
-            .bind(row["id"])
-            .run()
-        )
-        raise ApiError("E1004", details={"expired_at": row["expires_at"]})
+    if row.status == "EXPIRED" or row.expires_at <= format_time(now):
+        await wallet_store.expire_challenge(db, row.id)
+        raise ApiError("E1004", details={"expired_at": row.expires_at})
 
 
 async def _authenticate(
     env: Env,
-    row: dict[str, Any],
+    row: ChallengeRow,
     signature: str,
     rpc_factory: RpcFactory,
     backend: RecoveryBackend | None,
 ) -> SignatureType:
-    address: str = row["wallet_address"]
+    address: str = row.wallet_address
     try:
         # Parsed up front (recover_address parses again) so format errors are E1008 even for contracts.
         signature65 = signature_to_bytes65(signature)
     except MalformedSignature as error:
         raise ApiError("E1008", details={"reason": str(error)}) from None
     try:
-        message_hash = eip191_message_hash(row["message"])
+        message_hash = eip191_message_hash(row.message)
     except UnicodeEncodeError:
         raise ApiError("E1005") from None
     recovered: str | None
@@ -325,102 +310,27 @@ async def _authenticate(
 
 
 async def _contract_accepts(
-    env: Env, row: dict[str, Any], message_hash: bytes, signature65: bytes, rpc_factory: RpcFactory
+    env: Env, row: ChallengeRow, message_hash: bytes, signature65: bytes, rpc_factory: RpcFactory
 ) -> bool:
     """EIP-1271 on the challenge's chain; an unreachable chain is 502, never a guess either way."""
     try:
-        network = network_by_caip2(row["chain_id"], env)
+        network = network_by_caip2(row.chain_id, env)
         client = rpc_factory(network)
     except UnsupportedNetwork:
         # The chain had endpoints when the challenge was made; without them now we cannot tell an
         # EOA's bad signature from a contract wallet's good one.
-        raise ApiError("E2004", "No RPC endpoint is configured for this chain", {"chain_id": row["chain_id"]}) from None
+        raise ApiError("E2004", "No RPC endpoint is configured for this chain", {"chain_id": row.chain_id}) from None
     try:
-        return await eip1271.is_valid_signature(client, row["wallet_address"], message_hash, signature65)
+        return await eip1271.is_valid_signature(client, row.wallet_address, message_hash, signature65)
     except RpcError:
-        raise ApiError("E2004", details={"chain_id": row["chain_id"]}) from None
+        raise ApiError("E2004", details={"chain_id": row.chain_id}) from None
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """Which user the wallet ends up with, and what ownership we expect to find when we write."""
-
-    user_id: str
-    previous_owner: str  # '' when the wallet has no row yet
-    new_user: bool
-    relinked_from: str | None
-
-
-def _plan(row: dict[str, Any], caller_user_id: str | None) -> _Plan:
-    owner: str | None = row["owner_user_id"]
+def _plan(row: ChallengeRow, caller_user_id: str | None) -> LinkPlan:
+    owner: str | None = row.owner_user_id
     if caller_user_id is not None:
         relinked = owner if owner is not None and owner != caller_user_id else None
-        return _Plan(caller_user_id, owner or "", False, relinked)
+        return LinkPlan(caller_user_id, owner or "", False, relinked)
     if owner is not None:
-        return _Plan(owner, owner, False, None)
-    return _Plan(new_id(), "", True, None)
-
-
-# True exactly when the final UPDATE will win: the challenge is still PENDING and unexpired, and the
-# wallet's owner is still what the plan saw (or already the plan's user, after our own upsert). Every
-# write in the batch carries it, so a loser of any race writes nothing at all.
-_WIN_CONDITION = (
-    "id = ? AND status = 'PENDING' AND expires_at > ? "
-    "AND COALESCE((SELECT user_id FROM wallets WHERE address = ?), '') IN (?, ?)"
-)
-# Built only from the constant text above; every value is a bound parameter.
-_WIN_GUARD = f"SELECT 1 FROM wallet_challenges WHERE {_WIN_CONDITION}"  # noqa: S608
-_INSERT_USER_SQL = f"INSERT INTO users (id, created_at, updated_at) SELECT ?, ?, ? WHERE EXISTS ({_WIN_GUARD})"
-# linked_at moves only when the owner changes: the old owner's sessions for the wallet end there (core.auth).
-_UPSERT_WALLET_SQL = (
-    "INSERT INTO wallets (address, user_id, first_verified_at, last_verified_at, linked_at) "
-    f"SELECT ?, ?, ?, ?, ? WHERE EXISTS ({_WIN_GUARD}) "
-    "ON CONFLICT (address) DO UPDATE SET user_id = excluded.user_id, last_verified_at = excluded.last_verified_at, "
-    "linked_at = CASE WHEN wallets.user_id = excluded.user_id THEN wallets.linked_at ELSE excluded.linked_at END"
-)
-# A re-link revokes every other user's verification of the wallet: those no longer satisfy gatekeeper checks.
-_REVOKE_OTHERS_SQL = (
-    "UPDATE wallet_challenges SET revoked_at = ? WHERE wallet_address = ? AND status = 'VERIFIED' "  # noqa: S608
-    f"AND verified_user_id <> ? AND revoked_at IS NULL AND EXISTS ({_WIN_GUARD})"
-)
-_WIN_UPDATE_SQL = (
-    "UPDATE wallet_challenges SET status = 'VERIFIED', verified_at = ?, verified_user_id = ?, "  # noqa: S608
-    f"signature_type = ? WHERE {_WIN_CONDITION}"
-)
-
-
-async def _commit(db: Database, row: dict[str, Any], plan: _Plan, signature_type: SignatureType, now: datetime) -> bool:
-    """One atomic batch: user (if new), wallet upsert, revocations (re-link), event, the winning UPDATE; True if won.
-
-    The UPDATE comes last, not first: verified_user_id references users(id), so a new user must exist
-    before it, and guarding the earlier statements on "still PENDING" (rather than on the values the
-    UPDATE wrote) keeps two verifications in the same millisecond by the same user from both matching.
-    """
-    stamp = format_time(now)
-    address: str = row["wallet_address"]
-    guard = (row["id"], stamp, address, plan.previous_owner, plan.user_id)
-    statements: list[Statement] = []
-    if plan.new_user:
-        statements.append(db.prepare(_INSERT_USER_SQL).bind(plan.user_id, stamp, stamp, *guard))
-    statements.append(db.prepare(_UPSERT_WALLET_SQL).bind(address, plan.user_id, stamp, stamp, stamp, *guard))
-    if plan.relinked_from is not None:
-        statements.append(db.prepare(_REVOKE_OTHERS_SQL).bind(stamp, address, plan.user_id, *guard))
-    payload: dict[str, Any] = {
-        "wallet_address": address,
-        "chain_id": row["chain_id"],
-        "wallet_challenge_id": row["id"],
-        "user_id": plan.user_id,
-        "signature_type": signature_type,
-        "verified_at": stamp,
-        "new_user": plan.new_user,
-    }
-    if plan.relinked_from is not None:
-        payload["relinked_from_user_id"] = plan.relinked_from
-    statements.append(
-        event_statement(
-            db, "wallet.verified", payload, now, user_id=plan.user_id, guard_sql=_WIN_GUARD, guard_params=guard
-        )
-    )
-    statements.append(db.prepare(_WIN_UPDATE_SQL).bind(stamp, plan.user_id, signature_type, *guard))
-    results = await db.batch(statements)
-    return results[-1].changes == 1
+        return LinkPlan(owner, owner, False, None)
+    return LinkPlan(new_id(), "", True, None)

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
+
 from core import flags
 from core.clock import format_time
 from core.context import Services
 from core.ids import new_id
-from relay import delivery
+from relay import transport
 from relay.queues import drain_in_order
 
 RESEND_URL = "https://api.resend.com/emails"
@@ -234,7 +236,7 @@ def _provider_reason(body: bytes) -> str:
     except (UnicodeDecodeError, ValueError):
         return ""
     message = document.get("message") if isinstance(document, dict) else None
-    return delivery.clean_text(message, MAX_REASON_CHARS) if isinstance(message, str) else ""
+    return transport.clean_text(message, MAX_REASON_CHARS) if isinstance(message, str) else ""
 
 
 def _provider_id(body: bytes, key: str) -> str | None:
@@ -247,11 +249,11 @@ def _provider_id(body: bytes, key: str) -> str | None:
 
 
 def _timeout(services: Services) -> float:
-    return delivery.timeout_setting(services.env, "NOTIFY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
+    return transport.timeout_setting(services.env, "NOTIFY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
 
 
 async def _post(services: Services, url: str, id_key: str, **request: Any) -> Outcome:
-    result = await delivery.post_bounded(
+    result = await transport.post_bounded(
         services.http, url, seconds=_timeout(services), max_bytes=MAX_RESPONSE_BYTES, **request
     )
     code = result.status_code
@@ -262,7 +264,7 @@ async def _post(services: Services, url: str, id_key: str, **request: Any) -> Ou
     reason = _provider_reason(result.body)
     error = f"HTTP {code}" + (f": {reason}" if reason else "")
     if code >= 500 or code in {408, 429}:
-        retry_after = delivery.retry_after_seconds(result.headers.get("retry-after"), services.now())
+        retry_after = transport.retry_after_seconds(result.headers.get("retry-after"), services.now())
         return Outcome("PENDING", error, retry_after=retry_after, status_code=code)
     return Outcome("FAILED", error, status_code=code)
 
@@ -288,8 +290,6 @@ async def send_email(services: Services, notification_id: str, to: str, message:
 
 async def send_sms(services: Services, to: str, message: Message) -> Outcome:
     """POST Twilio's Messages.json, form-encoded To/From/Body, HTTP Basic auth with the account SID and token."""
-    import httpx
-
     env = services.env
     sid = env.get("TWILIO_ACCOUNT_SID").strip()
     form = {"To": to, "From": env.get("TWILIO_FROM_NUMBER").strip(), "Body": message.sms}
@@ -384,12 +384,12 @@ async def send_one(services: Services, row: dict[str, Any], owner: str, report: 
     finished = services.now()
     next_attempt_at = None
     if outcome.status == "PENDING":
-        delay = delivery.backoff(number, outcome.retry_after, RETRY_DELAYS)
+        delay = transport.backoff(number, outcome.retry_after, RETRY_DELAYS)
         if delay is None:
             outcome.status = "FAILED"
         else:
             next_attempt_at = format_time(finished + timedelta(seconds=delay))
-    error = delivery.clean_text(outcome.error, MAX_REASON_CHARS + 40) if outcome.error else None
+    error = transport.clean_text(outcome.error, MAX_REASON_CHARS + 40) if outcome.error else None
     result = (
         await db.prepare(_RECORD_SQL)
         .bind(

@@ -31,6 +31,7 @@ ROUTES: list[Route] = [
         auth="user",
         response=api.WebhookEndpointList,
         rate_limit="webhooks",
+        extra=api.LIST_EXTRA,
     ),
     Route(
         "DELETE",
@@ -68,5 +69,6 @@ ROUTES: list[Route] = [
         rate_limit="webhooks",
         errors=("E6002",),
         query=(("limit", "1 to 50, default 20"), ("cursor", "next_cursor of the previous page")),
+        extra=api.DELIVERIES_EXTRA,
     ),
 ]

@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.auth import Caller, Principal, preloaded_or_read
 from core.clock import format_time
 from core.context import Services
 from core.errors import ApiError
 from core.ids import new_id
-from db.port import Database, Statement
+from db.port import Database, QueryResult, Statement
 from relay import secretbox, signing
 from relay.outbox import EVENT_TYPES
 from relay.secretbox import KeyRing, SecretUnavailable
@@ -375,30 +376,41 @@ async def create_endpoint(
     return endpoint, secret
 
 
-async def list_endpoints(db: Database, user_id: str) -> list[Endpoint]:
-    result = (
-        await db.prepare(
-            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = ? AND status <> 'DELETED'"  # noqa: S608
-            " ORDER BY created_at, id"
-        )
-        .bind(user_id)
-        .all()
-    )
+def endpoints_statement(db: Database, caller: Caller) -> Statement:
+    """The caller's endpoints; GET /webhooks runs it in the auth batch (core.auth.Preload)."""
+    # caller.sql is one of core.auth's fixed fragments, never input; its values are bound.
+    return db.prepare(
+        f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = {caller.sql} AND status <> 'DELETED'"  # noqa: S608
+        " ORDER BY created_at, id"
+    ).bind(*caller.params)
+
+
+def endpoints_from(result: QueryResult) -> list[Endpoint]:
     return [_endpoint(row) for row in result.results]
 
 
-async def get_endpoint(db: Database, user_id: str, endpoint_id: str) -> Endpoint:
+async def list_endpoints(db: Database, principal: Principal) -> list[Endpoint]:
+    """One round trip of its own, none when it rode in the auth batch."""
+    (result,) = await preloaded_or_read(db, principal, lambda caller: [endpoints_statement(db, caller)])
+    return endpoints_from(result)
+
+
+def endpoint_statement(db: Database, caller: Caller, endpoint_id: str) -> Statement:
+    return db.prepare(
+        f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND user_id = {caller.sql}"  # noqa: S608
+        " AND status <> 'DELETED'"
+    ).bind(endpoint_id, *caller.params)
+
+
+def endpoint_from(result: QueryResult) -> Endpoint:
     """The caller's own endpoint; anyone else's (or a deleted one) is 404 E6002, so existence never leaks."""
-    row = (
-        await db.prepare(
-            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND user_id = ? AND status <> 'DELETED'"  # noqa: S608
-        )
-        .bind(endpoint_id, user_id)
-        .first()
-    )
-    if row is None:
+    if not result.results:
         raise ApiError("E6002")
-    return _endpoint(row)
+    return _endpoint(result.results[0])
+
+
+async def get_endpoint(db: Database, user_id: str, endpoint_id: str) -> Endpoint:
+    return endpoint_from(await endpoint_statement(db, Caller.user(user_id), endpoint_id).all())
 
 
 async def delete_endpoint(db: Database, user_id: str, endpoint_id: str, now: datetime) -> None:
@@ -534,40 +546,160 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     return created_at, delivery_id
 
 
-async def list_deliveries(
-    db: Database, user_id: str, endpoint_id: str, *, limit: int = DEFAULT_DELIVERY_PAGE, cursor: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """An endpoint's deliveries, newest first, each with its attempts (status, duration, classified reason).
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt as the API shows it: the reason is classified, never the receiver's answer."""
 
-    Receivers' answers are never shown: an error is one of ATTEMPT_REASONS, nothing a receiver wrote.
+    attempt_number: int
+    started_at: str
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "attempt_number": self.attempt_number,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "status_code": self.status_code,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event's delivery to an endpoint, with its attempts."""
+
+    id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempt_count: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    updated_at: str
+    delivered_at: str | None
+    attempts: tuple[Attempt, ...]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "status": self.status,
+            "attempt_count": self.attempt_count,
+            "next_attempt_at": self.next_attempt_at,
+            "last_status_code": self.last_status_code,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "delivered_at": self.delivered_at,
+            # The webhook-id header value, stable across retries.
+            "webhook_id": "msg_" + self.id,
+            "attempts": [attempt.public() for attempt in self.attempts],
+        }
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+def deliveries_statements(
+    db: Database, caller: Caller, endpoint_id: str, *, limit: int, cursor: str | None
+) -> list[Statement]:
+    """The endpoint (ownership), a page of its deliveries (one extra row tells whether more follow), and the
+    attempts of that page: one batch, so GET /webhooks/{id}/deliveries rides in the auth batch.
+
+    A malformed cursor raises 400 E9004.
     """
-    await get_endpoint(db, user_id, endpoint_id)
-    sql = (
-        "SELECT d.id, d.event_id, e.type AS event_type, d.status, d.attempt_count, d.next_attempt_at,"
-        " d.last_status_code, d.last_error, d.created_at, d.updated_at, d.delivered_at"
-        " FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.endpoint_id = ?"
-    )
+    page = " FROM webhook_deliveries d WHERE d.endpoint_id = ?"
     params: list[Any] = [endpoint_id]
     if cursor:
         created_at, delivery_id = _decode_cursor(cursor)
-        sql += " AND (d.created_at < ? OR (d.created_at = ? AND d.id < ?))"
+        page += " AND (d.created_at < ? OR (d.created_at = ? AND d.id < ?))"
         params += [created_at, created_at, delivery_id]
-    sql += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
-    rows = (await db.prepare(sql).bind(*params, limit + 1).all()).results
+    page += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
+    columns = (
+        "d.id, d.event_id, e.type AS event_type, d.status, d.attempt_count, d.next_attempt_at,"
+        " d.last_status_code, d.last_error, d.created_at, d.updated_at, d.delivered_at"
+    )
+    # The page's query is fixed text plus bound values; the join to events only adds the type.
+    deliveries = (
+        f"SELECT {columns} FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"  # noqa: S608
+        f" WHERE d.id IN (SELECT d.id{page}) ORDER BY d.created_at DESC, d.id DESC"
+    )
+    attempt_columns = "delivery_id, attempt_number, started_at, duration_ms, status_code, error"
+    attempts = f"SELECT {attempt_columns} FROM webhook_attempts WHERE delivery_id IN (SELECT d.id{page})"  # noqa: S608
+    attempts += " ORDER BY attempt_number"
+    return [
+        endpoint_statement(db, caller, endpoint_id),
+        db.prepare(deliveries).bind(*params, limit + 1),
+        db.prepare(attempts).bind(*params, limit),
+    ]
+
+
+def deliveries_from(results: list[QueryResult], limit: int) -> DeliveryPage:
+    endpoint_rows, delivery_rows, attempt_rows = results
+    endpoint_from(endpoint_rows)
+    rows = delivery_rows.results
     next_cursor = _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-    rows = rows[:limit]
-    attempts: dict[str, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
-    if rows:
-        marks = ", ".join("?" for _ in rows)
-        columns = "delivery_id, attempt_number, started_at, duration_ms, status_code, error"
-        sql = f"SELECT {columns} FROM webhook_attempts WHERE delivery_id IN ({marks}) ORDER BY attempt_number"  # noqa: S608
-        found = await db.prepare(sql).bind(*attempts).all()
-        for attempt in found.results:
-            delivery_id = attempt.pop("delivery_id")
-            attempts[delivery_id].append(attempt)
-    for row in rows:
-        row["last_error"] = public_reason(row["last_error"])
-        for attempt in attempts[row["id"]]:
-            attempt["error"] = public_reason(attempt["error"])
-    items = [{**row, "webhook_id": "msg_" + row["id"], "attempts": attempts[row["id"]]} for row in rows]
-    return items, next_cursor
+    attempts: dict[str, list[Attempt]] = {row["id"]: [] for row in rows[:limit]}
+    for row in attempt_rows.results:
+        if row["delivery_id"] in attempts:
+            attempts[row["delivery_id"]].append(
+                Attempt(
+                    attempt_number=int(row["attempt_number"]),
+                    started_at=row["started_at"],
+                    duration_ms=int(row["duration_ms"]),
+                    status_code=row["status_code"],
+                    error=public_reason(row["error"]),
+                )
+            )
+    items = [
+        Delivery(
+            id=row["id"],
+            event_id=row["event_id"],
+            event_type=row["event_type"],
+            status=row["status"],
+            attempt_count=int(row["attempt_count"]),
+            next_attempt_at=row["next_attempt_at"],
+            last_status_code=row["last_status_code"],
+            last_error=public_reason(row["last_error"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            delivered_at=row["delivered_at"],
+            attempts=tuple(attempts[row["id"]]),
+        )
+        for row in rows[:limit]
+    ]
+    return DeliveryPage(items, next_cursor)
+
+
+async def list_deliveries(
+    db: Database,
+    principal: Principal,
+    endpoint_id: str,
+    *,
+    limit: int = DEFAULT_DELIVERY_PAGE,
+    cursor: str | None = None,
+) -> DeliveryPage:
+    """An endpoint's deliveries, newest first, each with its attempts (status, duration, classified reason).
+
+    Receivers' answers are never shown: an error is one of ATTEMPT_REASONS, nothing a receiver wrote.
+    One round trip of its own, none when it rode in the auth batch.
+    """
+    if cursor and not principal.preloaded:
+        try:
+            _decode_cursor(cursor)
+        except ApiError:
+            # Someone else's endpoint is 404 whatever the cursor: existence never leaks through a 400.
+            await get_endpoint(db, principal.user_id or "", endpoint_id)
+            raise
+    results = await preloaded_or_read(
+        db, principal, lambda caller: deliveries_statements(db, caller, endpoint_id, limit=limit, cursor=cursor)
+    )
+    return deliveries_from(results, limit)
