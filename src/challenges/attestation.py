@@ -183,28 +183,7 @@ class AttestationRow:
         return self.kind != "FINAL" and isinstance(data, dict) and data.get("version") == LEGACY_PROOF_VERSION
 
 
-def _parse_openings(text: str | None) -> dict[str, Opening]:
+def parse_openings(text: str | None) -> dict[str, Opening]:
     if not text:
         return {}
     return {name: Opening(entry["value"], entry["salt"]) for name, entry in json.loads(text).items()}
-
-
-async def load_rows(db: Database, challenge_id: str) -> dict[str, AttestationRow]:
-    """The challenge's attestations by kind (INITIATOR, COUNTER, FINAL; absent until written)."""
-    result = (
-        await db.prepare(
-            "SELECT kind, hash, canonical_input, openings, created_at FROM attestations WHERE challenge_id = ?"
-        )
-        .bind(challenge_id)
-        .all()
-    )
-    return {
-        row["kind"]: AttestationRow(
-            kind=row["kind"],
-            hash=row["hash"],
-            canonical_input=row["canonical_input"],
-            openings=_parse_openings(row["openings"]),
-            created_at=row["created_at"],
-        )
-        for row in result.results
-    }

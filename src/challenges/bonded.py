@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from challenges import attestation, modes, stakes, transitions
-from challenges.lifecycle import actor, ensure_before, event_payload, with_deadline
-from challenges.transitions import Change
+from challenges.store import Aggregate
+from challenges.transitions import Change, actor, ensure_before, event_payload, with_deadline
 from core.auth import Principal
 from core.clock import format_time
 from core.context import Services
@@ -26,7 +26,9 @@ def _side_stakes(stake_rows: list[dict[str, Any]], user_id: str | None) -> dict[
     }
 
 
-async def add_lock(services: Services, change: Change, held: list[dict[str, Any]], now: datetime) -> None:
+def add_lock(
+    services: Services, aggregate: Aggregate, change: Change, held: list[dict[str, Any]], now: datetime
+) -> None:
     """Turn `change` into the intent lock: FIRE goes on to AWAITING_RESOLUTION, ENFORCED to ACTIVE."""
     challenge = {**change.challenge, **change.set_columns}
     stamp = format_time(now)
@@ -42,11 +44,8 @@ async def add_lock(services: Services, change: Change, held: list[dict[str, Any]
     change.via = modes.INTENT_LOCKED
     change.events.append(("challenge.intent_locked", event_payload(change.challenge, modes.INTENT_LOCKED), None))
     if change.challenge["mode"] == modes.ENFORCED:
-        config = (
-            await services.db.prepare("SELECT response_timeout_seconds FROM enforced_configs WHERE challenge_id = ?")
-            .bind(change.challenge["id"])
-            .first()
-        )
+        config = aggregate.enforced_config
+        assert config is not None  # an ENFORCED challenge is created with its config
         response_deadline = format_time(now + timedelta(seconds=int(config["response_timeout_seconds"])))
         change.to_status = modes.ACTIVE
         change.set_columns["response_deadline"] = response_deadline
@@ -59,10 +58,7 @@ async def add_lock(services: Services, change: Change, held: list[dict[str, Any]
         )
     else:
         change.to_status = modes.AWAITING_RESOLUTION
-    for kind, terms in (("INITIATOR", initiator), ("COUNTER", counter)):
-        change.extra.append(
-            attestation.attestation_statement(services.db, change.challenge["id"], kind, terms, now, change.guard())
-        )
+    transitions.add_attestations(services.db, change, [("INITIATOR", initiator), ("COUNTER", counter)], now)
     with_deadline(change, change.to_status)
 
 
@@ -70,8 +66,9 @@ def _check_accept_window(challenge: dict[str, Any], now: datetime) -> None:
     ensure_before(challenge, "accept_deadline", now, "E3013")
 
 
-async def accept(services: Services, challenge: dict[str, Any], principal: Principal) -> None:
+async def accept(services: Services, aggregate: Aggregate, principal: Principal) -> Aggregate | None:
     """The counterparty accepts; intent locks now if both stakes are already held, else when they are."""
+    challenge = aggregate.challenge
     now = services.now()
     if challenge["accepted_at"]:
         raise ApiError("E3015", details={"status": challenge["status"]})
@@ -83,38 +80,33 @@ async def accept(services: Services, challenge: dict[str, Any], principal: Princ
         set_columns={"counterparty_user_id": principal.user_id, "accepted_at": format_time(now)},
         events=[("challenge.accepted", event_payload(challenge, challenge["status"]), challenge["creator_user_id"])],
     )
-    db = services.db
-    rule = await stakes.rule_for(db, challenge)
-    held = await stakes.held(db, challenge["id"])
+    rule = stakes.rule_of(aggregate)
+    held = aggregate.held_stakes
     if stakes.requirement_met(rule, {**challenge, "counterparty_user_id": principal.user_id}, held):
-        await add_lock(services, change, held, now)
-    await transitions.apply(db, change, now)
+        add_lock(services, aggregate, change, held, now)
+    return await transitions.apply(services.db, change, now)
 
 
 async def stake(
     services: Services,
-    challenge: dict[str, Any],
-    role: str,
+    aggregate: Aggregate,
     principal: Principal,
     stake_type: str,
     amount: str,
     currency_code: str,
     payment_reference: str | None,
-) -> None:
+) -> Aggregate | None:
     """Hold a party's stake on the ledger; the last missing stake of an accepted challenge locks intent."""
+    challenge, role = aggregate.challenge, aggregate.role
     if role not in {"CREATOR", "COUNTERPARTY"}:
         raise ApiError("E9007", "Only the parties stake")
     if challenge["status"] not in STAKING_STATUSES:
         raise ApiError("E3014", "Stakes are taken only before intent lock", {"status": challenge["status"]})
     db = services.db
-    rule = await stakes.rule_for(db, challenge)
+    rule = stakes.rule_of(aggregate)
     value = stakes.validate(rule, stake_type, amount, currency_code)
     user_id = principal.user_id or ""
-    existing = (
-        await db.prepare("SELECT status FROM stakes WHERE challenge_id = ? AND user_id = ? AND type = ?")
-        .bind(challenge["id"], user_id, stake_type)
-        .first()
-    )
+    existing = next((row for row in aggregate.stakes if row["user_id"] == user_id and row["type"] == stake_type), None)
     if existing is not None:
         raise ApiError("E5011", "This stake was already placed", {"status": existing["status"]})
     now = services.now()
@@ -142,7 +134,7 @@ async def stake(
         )
     )
     held = [
-        *await stakes.held(db, challenge["id"]),
+        *aggregate.held_stakes,
         {
             "id": stake_id,
             "user_id": user_id,
@@ -154,5 +146,5 @@ async def stake(
     ]
     merged = {**challenge, **change.set_columns}
     if challenge["accepted_at"] and stakes.requirement_met(rule, merged, held):
-        await add_lock(services, change, held, now)
-    await transitions.apply(db, change, now)
+        add_lock(services, aggregate, change, held, now)
+    return await transitions.apply(db, change, now)

@@ -8,8 +8,9 @@ from typing import Any
 from accounts.users import get_user
 from chain.address import InvalidAddress, normalize_address
 from chain.networks import UnsupportedNetwork, network_by_name
-from challenges import modes
+from challenges import modes, store
 from challenges.models import ChallengeCreate, SideRequirements
+from challenges.store import Aggregate
 from core import flags
 from core.clock import format_time, parse_time
 from core.config import Env
@@ -118,7 +119,9 @@ def _side(side: SideRequirements, prefix: str, env: Env) -> dict[str, Any]:
     return {"wallet_address": wallet, "network": network.name, "funds_checks": checks}
 
 
-async def _counterparty(db: Database, body: ChallengeCreate, creator_id: str) -> tuple[str | None, str | None]:
+async def _counterparty(
+    db: Database, body: ChallengeCreate, creator_id: str, known_users: set[str] | None
+) -> tuple[str | None, str | None]:
     user_id, wallet = body.counterparty_user_id, body.counterparty_wallet
     if body.counterparty is not None:
         if body.counterparty.startswith("0x"):
@@ -132,13 +135,28 @@ async def _counterparty(db: Database, body: ChallengeCreate, creator_id: str) ->
     if user_id is not None:
         if user_id == creator_id:
             raise field_error("counterparty_user_id", "cannot be the creator")
-        if not is_uuid4(user_id) or await get_user(db, user_id) is None:
+        # `known_users` came with the auth lookup's batch (no round trip of its own); else read it here.
+        if known_users is not None:
+            exists = user_id in known_users
+        else:
+            exists = is_uuid4(user_id) and await get_user(db, user_id) is not None
+        if not is_uuid4(user_id) or not exists:
             raise field_error("counterparty_user_id", "no such user")
     return user_id, wallet
 
 
-async def create(db: Database, env: Env, now: datetime, creator_id: str, body: ChallengeCreate) -> str:
-    """Validate and insert; returns the new challenge id. Nothing is written when anything is invalid."""
+async def create(
+    db: Database,
+    env: Env,
+    now: datetime,
+    creator_id: str,
+    body: ChallengeCreate,
+    known_users: set[str] | None = None,
+) -> tuple[str, Aggregate | None]:
+    """Validate and insert; returns the new challenge id and its aggregate, read back by the inserting batch.
+
+    Nothing is written when anything is invalid.
+    """
     mode = body.mode
     if mode not in modes.MODES:
         raise ApiError(
@@ -152,7 +170,7 @@ async def create(db: Database, env: Env, now: datetime, creator_id: str, body: C
     named = body.counterparty or body.counterparty_user_id or body.counterparty_wallet
     if mode == modes.SOLO and (named or (requirements and requirements.counterparty)):
         raise ApiError("E3002")
-    cp_user, cp_wallet = await _counterparty(db, body, creator_id)
+    cp_user, cp_wallet = await _counterparty(db, body, creator_id, known_users)
     if mode == modes.SOLO:
         if body.fire_config or body.enforced_config:
             raise field_error("fire_config" if body.fire_config else "enforced_config", "not allowed for SOLO")
@@ -252,8 +270,8 @@ async def create(db: Database, env: Env, now: datetime, creator_id: str, body: C
             user_id=creator_id,
         )
     )
-    await db.batch(statements)
-    return challenge_id
+    results = await db.batch([*statements, *store.read_back(db, challenge_id)])
+    return challenge_id, store.parse_read_back(results)
 
 
 def _mode_config(db: Database, env: Env, challenge_id: str, body: ChallengeCreate) -> list[Statement]:

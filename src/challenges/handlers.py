@@ -2,25 +2,79 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
-from challenges import creation, modes, store
+from challenges import bonded, creation, modes, store
 from challenges.models import ChallengeCreate, StakeBody
-from core.auth import Principal, require_user
+from challenges.store import Aggregate
+from core.auth import PRELOAD, Caller, Principal, require_user
+from core.config import Env
 from core.context import RequestContext
 from core.errors import ApiError
 from core.http import Request, Response
 from core.idempotency import idempotent
+from core.ids import is_uuid4
 from core.validation import page_limit
+from db.port import Database, Statement
 
 MAX_PAGE = 100
 
 
-async def _respond(ctx: RequestContext, challenge_id: str, status: int = 200) -> Response:
-    row = await store.load(ctx.db, challenge_id)
-    assert row is not None
-    return Response.json(await store.serialize(ctx.db, row), status)
+# -- reads that ride in the auth lookup's batch (core.auth.Preload): auth + the aggregate = one round trip ----
+
+
+def preload_challenge(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    """GET /challenges/{id}, its openings and every action: the visible aggregate's reads."""
+    return store.visible_statements(db, request.path_params.get("challenge_id", ""), caller)
+
+
+def preload_timeline(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    """GET /challenges/{id}/events: the aggregate's reads with its history and events."""
+    return store.visible_statements(db, request.path_params.get("challenge_id", ""), caller, timeline=True)
+
+
+def preload_list(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    """GET /challenges: the page's reads; none on a bad query (the handler then answers its 400 after auth)."""
+    try:
+        return store.list_statements(db, caller, **_list_query(request))
+    except ApiError:
+        return []
+
+
+def _named_users(request: Request) -> list[str]:
+    """The user ids a creation body names (counterparty_user_id, or counterparty as a user id)."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, RecursionError):
+        # A preload must not raise: the body's own validation answers its 400 after auth.
+        return []
+    if not isinstance(body, dict):
+        return []
+    named = [body.get("counterparty_user_id"), body.get("counterparty")]
+    return [value for value in named if isinstance(value, str) and is_uuid4(value)]
+
+
+def preload_create(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    """POST /challenges: whether the named counterparty exists (none named: nothing to read)."""
+    users = _named_users(request)
+    return [store.users_statement(db, users)] if users else []
+
+
+CREATE_EXTRA: dict[str, Any] = {PRELOAD: preload_create}
+CHALLENGE_EXTRA: dict[str, Any] = {PRELOAD: preload_challenge}
+TIMELINE_EXTRA: dict[str, Any] = {PRELOAD: preload_timeline}
+LIST_EXTRA: dict[str, Any] = {PRELOAD: preload_list}
+
+
+async def _respond(ctx: RequestContext, challenge_id: str, after: Aggregate | None, status: int = 200) -> Response:
+    """Answer with the state a write batch read back; only an action that wrote nothing reads again."""
+    if after is None:
+        after = await store.load(ctx.db, challenge_id)
+        assert after is not None
+    return Response.json(store.serialize(after), status)
 
 
 async def create_challenge(request: Request, ctx: RequestContext) -> Response:
@@ -28,15 +82,17 @@ async def create_challenge(request: Request, ctx: RequestContext) -> Response:
     body: ChallengeCreate = ctx.body
 
     async def run() -> Response:
-        challenge_id = await creation.create(ctx.db, ctx.env, ctx.now(), principal.user_id or "", body)
-        return await _respond(ctx, challenge_id, 201)
+        # The auth batch answered which named users exist; without it (admin, none named) create reads itself.
+        known = {row["id"] for row in principal.preloaded[0].results} if principal.preloaded else None
+        challenge_id, created = await creation.create(ctx.db, ctx.env, ctx.now(), principal.user_id or "", body, known)
+        return await _respond(ctx, challenge_id, created, 201)
 
     return await idempotent(request, ctx, run)
 
 
 async def get_challenge(request: Request, ctx: RequestContext) -> Response:
-    challenge, _ = await store.load_visible(ctx.db, request.path_params["challenge_id"], ctx.principal)
-    return Response.json(await store.serialize(ctx.db, challenge))
+    aggregate = await store.load_visible(ctx.db, request.path_params["challenge_id"], ctx.principal)
+    return Response.json(store.serialize(aggregate))
 
 
 def _enum_param(query: dict[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
@@ -50,30 +106,30 @@ def _enum_param(query: dict[str, str], name: str, allowed: tuple[str, ...]) -> s
     return value
 
 
+def _list_query(request: Request) -> dict[str, Any]:
+    """The list's filters, page size and cursor from the query string; 400 E9004 on a bad one."""
+    query = request.query
+    return {
+        "status": _enum_param(query, "status", modes.STATUSES),
+        "mode": _enum_param(query, "mode", modes.MODES),
+        # page_limit refuses "5²": str.isdigit() accepts it, int() does not (a 500 found by fuzzing).
+        "limit": page_limit(query.get("limit", "20"), maximum=MAX_PAGE),
+        "cursor": query.get("cursor") or None,
+    }
+
+
 async def list_challenges(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
-    query = request.query
-    # page_limit refuses "5²": str.isdigit() accepts it, int() does not (a 500 found by fuzzing).
-    limit = page_limit(query.get("limit", "20"), maximum=MAX_PAGE)
-    rows, next_cursor = await store.list_for_user(
-        ctx.db,
-        principal.user_id or "",
-        status=_enum_param(query, "status", modes.STATUSES),
-        mode=_enum_param(query, "mode", modes.MODES),
-        limit=limit,
-        cursor=query.get("cursor") or None,
-    )
-    return Response.json({"items": await store.serialize_many(ctx.db, rows), "next_cursor": next_cursor})
+    page, next_cursor = await store.list_for_user(ctx.db, principal, **_list_query(request))
+    return Response.json({"items": [store.serialize(aggregate) for aggregate in page], "next_cursor": next_cursor})
 
 
 async def challenge_events(request: Request, ctx: RequestContext) -> Response:
-    challenge, _ = await store.load_visible(ctx.db, request.path_params["challenge_id"], ctx.principal)
-    return Response.json(
-        {"history": await store.history(ctx.db, challenge["id"]), "events": await store.events(ctx.db, challenge["id"])}
-    )
+    _, timeline = await store.load_timeline(ctx.db, request.path_params["challenge_id"], ctx.principal)
+    return Response.json({"history": timeline.history, "events": timeline.events})
 
 
-Action = Callable[..., Awaitable[None]]
+Action = Callable[..., Awaitable[Aggregate | None]]
 
 
 def action_handler(
@@ -85,26 +141,24 @@ def action_handler(
         principal: Principal | None = ctx.principal
         if principal is None:
             raise ApiError("E9005")
-        challenge, role = await store.load_visible(ctx.db, request.path_params["challenge_id"], principal)
+        aggregate = await store.load_visible(ctx.db, request.path_params["challenge_id"], principal)
         extra: list[Any] = [getattr(ctx.body, name) for name in body_fields]
-        await action(ctx.services, challenge, role, principal, *extra)
-        return await _respond(ctx, challenge["id"])
+        after = await action(ctx.services, aggregate, principal, *extra)
+        return await _respond(ctx, aggregate.id, after)
 
     return handle
 
 
 async def stake(request: Request, ctx: RequestContext) -> Response:
     """Hold a stake; honours Idempotency-Key so a retried payment call never stakes twice."""
-    from challenges import bonded
-
     principal = require_user(ctx.principal)
     body: StakeBody = ctx.body
 
     async def run() -> Response:
-        challenge, role = await store.load_visible(ctx.db, request.path_params["challenge_id"], principal)
-        await bonded.stake(
-            ctx.services, challenge, role, principal, body.type, body.amount, body.currency_code, body.payment_reference
+        aggregate = await store.load_visible(ctx.db, request.path_params["challenge_id"], principal)
+        after = await bonded.stake(
+            ctx.services, aggregate, principal, body.type, body.amount, body.currency_code, body.payment_reference
         )
-        return await _respond(ctx, challenge["id"])
+        return await _respond(ctx, aggregate.id, after)
 
     return await idempotent(request, ctx, run)

@@ -9,8 +9,9 @@ from chain.networks import UnsupportedNetwork, network_by_name
 from chain.oracle import MalformedFeedAnswer, RoundData, latest_round
 from chain.provider import build_rpc_client
 from chain.rpc import RpcError
-from challenges import lifecycle, modes, transitions
-from challenges.transitions import Change
+from challenges import modes, outcomes, store, transitions
+from challenges.store import Aggregate
+from challenges.transitions import Change, event_payload, with_deadline
 from core.clock import format_time, parse_time
 from core.context import Services
 from core.errors import ApiError
@@ -21,14 +22,10 @@ DEFAULT_MAX_AGE_SECONDS = 3600
 BATCH_LIMIT = 20
 
 
-async def config_of(services: Services, challenge_id: str) -> dict[str, Any] | None:
-    return (
-        await services.db.prepare(
-            "SELECT * FROM fire_configs WHERE challenge_id = ? AND resolution_strategy = 'ORACLE'"
-        )
-        .bind(challenge_id)
-        .first()
-    )
+def config_of(aggregate: Aggregate) -> dict[str, Any] | None:
+    """The challenge's FIRE config when it resolves by ORACLE, else None."""
+    config = aggregate.fire_config
+    return config if config is not None and config["resolution_strategy"] == "ORACLE" else None
 
 
 def predicate_holds(config: dict[str, Any], answer: int) -> bool:
@@ -58,9 +55,10 @@ def _clear_schedule(services: Services, change: Change) -> None:
     )
 
 
-async def resolve_from_feed(services: Services, challenge: dict[str, Any], actor: str) -> None:
+async def resolve_from_feed(services: Services, aggregate: Aggregate, actor: str) -> Aggregate | None:
     """Read the feed now: fresh answer → winner by the predicate; stale → DISPUTED (422 E4002)."""
-    config = await config_of(services, challenge["id"])
+    challenge = aggregate.challenge
+    config = config_of(aggregate)
     if config is None or challenge["mode"] != modes.FIRE:
         raise ApiError("E3021", "outcome is required unless the challenge resolves by ORACLE")
     if challenge["status"] != modes.AWAITING_RESOLUTION:
@@ -79,12 +77,10 @@ async def resolve_from_feed(services: Services, challenge: dict[str, Any], actor
             actor,
             "oracle answer stale",
             modes.DISPUTED,
-            events=[
-                ("challenge.disputed", lifecycle.event_payload(challenge, modes.DISPUTED, reason="oracle_stale"), None)
-            ],
+            events=[("challenge.disputed", event_payload(challenge, modes.DISPUTED, reason="oracle_stale"), None)],
         )
         _clear_schedule(services, change)
-        await transitions.apply(services.db, lifecycle.with_deadline(change, modes.DISPUTED), now)
+        await transitions.apply(services.db, with_deadline(change, modes.DISPUTED), now)
         raise ApiError(
             "E4002",
             "The oracle's answer is too old to decide; a moderator will resolve",
@@ -93,36 +89,27 @@ async def resolve_from_feed(services: Services, challenge: dict[str, Any], actor
     outcome = "CREATOR_WIN" if predicate_holds(config, round_data.answer) else "COUNTERPARTY_WIN"
     change = Change(challenge, actor, f"oracle: {outcome}")
     _clear_schedule(services, change)
-    await lifecycle.finish(services, change, outcome, now)
+    return await outcomes.finish(services, change, aggregate.held_stakes, outcome, now)
 
 
 async def resolve_due(services: Services) -> dict[str, int]:
     """Cron: every ORACLE challenge past resolve_after; unreachable feeds are retried a minute later."""
     now = services.now()
     stamp = format_time(now)
-    rows = (
-        await services.db.prepare(
-            "SELECT c.* FROM challenges c JOIN fire_configs f ON f.challenge_id = c.id"
-            " WHERE f.oracle_next_check_at IS NOT NULL AND f.oracle_next_check_at <= ? AND c.status = 'AWAITING_RESOLUTION'"
-            " ORDER BY f.oracle_next_check_at LIMIT ?"
-        )
-        .bind(stamp, BATCH_LIMIT)
-        .all()
-    )
+    due = await store.oracle_due(services.db, stamp, BATCH_LIMIT)
     counts = {"resolved": 0, "disputed": 0, "retry": 0, "skipped": 0}
-    for challenge in rows.results:
+    for aggregate in due:
+        challenge = aggregate.challenge
         try:
-            await resolve_from_feed(services, challenge, ORACLE_ACTOR)
+            await resolve_from_feed(services, aggregate, ORACLE_ACTOR)
             counts["resolved"] += 1
         except ApiError as error:
             if error.code == "E4002":
                 counts["disputed"] += 1
             elif error.code == "E4001":
                 counts["retry"] += 1
-                await (
-                    services.db.prepare("UPDATE fire_configs SET oracle_next_check_at = ? WHERE challenge_id = ?")
-                    .bind(format_time(now + timedelta(seconds=RETRY_SECONDS)), challenge["id"])
-                    .run()
+                await store.reschedule_oracle(
+                    services.db, challenge["id"], format_time(now + timedelta(seconds=RETRY_SECONDS))
                 )
                 services.logger.warning("oracle_unreachable", challenge_id=challenge["id"])
             else:

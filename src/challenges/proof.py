@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from challenges import attestation, modes, store
+from challenges.store import Aggregate
 from core.context import RequestContext
 from core.errors import ApiError
 from core.http import Request, Response
@@ -22,14 +23,15 @@ def proof_url(ctx: RequestContext, challenge_id: str) -> str:
     return f"{base}/proof/{challenge_id}"
 
 
-async def proof_document(ctx: RequestContext, challenge: dict[str, Any]) -> dict[str, Any]:
+def proof_document(ctx: RequestContext, aggregate: Aggregate) -> dict[str, Any]:
     """Everything a verifier needs: each hash with the exact canonical JSON it was computed from.
 
     Those inputs hold no private field (see challenges.attestation); an input from before that rule
     (version v1, with the description and user ids in clear) is withheld: its hash is still shown, and
     the parties can fetch the input from GET /challenges/{id}/openings.
     """
-    by_kind = await attestation.load_rows(ctx.db, challenge["id"])
+    challenge = aggregate.challenge
+    by_kind = aggregate.attestations
     hashes: dict[str, Any] = {}
     for kind, name, _ in _HASH_KINDS:
         row = by_kind.get(kind)
@@ -45,7 +47,7 @@ async def proof_document(ctx: RequestContext, challenge: dict[str, Any]) -> dict
         }
         if withheld:
             hashes[name]["withheld"] = "this input predates private commitments: only the parties may see it"
-    requirements = await store.requirements(ctx.db, challenge["id"])
+    requirements = store.requirements_view(aggregate)
     parties = {
         side: {
             "wallet_address": data["wallet_address"],
@@ -152,10 +154,13 @@ can open.</p>
 
 async def get_proof(request: Request, ctx: RequestContext) -> Response:
     """Public once the challenge reached INTENT_LOCKED; before that (or unknown) it does not exist: 404."""
-    challenge = await store.load(ctx.db, request.path_params["challenge_id"])
-    if challenge is None or challenge["intent_locked_at"] is None or challenge["status"] == modes.DRAFT:
+    aggregate = await store.load(ctx.db, request.path_params["challenge_id"])
+    if aggregate is None:
         raise ApiError("E3010")
-    document = await proof_document(ctx, challenge)
+    challenge = aggregate.challenge
+    if challenge["intent_locked_at"] is None or challenge["status"] == modes.DRAFT:
+        raise ApiError("E3010")
+    document = proof_document(ctx, aggregate)
     if request.wants_json():
         return Response.json(document, headers={"cache-control": "public, max-age=60"})
     return Response.html(
@@ -196,8 +201,8 @@ async def get_openings(request: Request, ctx: RequestContext) -> Response:
     Strangers get 404 E3010, as for the challenge itself. A party may hand an opening to whomever it
     wants to prove a field to: with the public proof, the opening is checkable by anyone.
     """
-    challenge, _ = await store.load_visible(ctx.db, request.path_params["challenge_id"], ctx.principal)
-    rows = await attestation.load_rows(ctx.db, challenge["id"])
+    aggregate = await store.load_visible(ctx.db, request.path_params["challenge_id"], ctx.principal)
+    rows = aggregate.attestations
     hashes: dict[str, HashOpenings | None] = {}
     for kind, name, _ in _HASH_KINDS:
         row = rows.get(kind)
@@ -214,7 +219,7 @@ async def get_openings(request: Request, ctx: RequestContext) -> Response:
             )
         )
     out = ProofOpenings(
-        challenge_id=challenge["id"],
+        challenge_id=aggregate.id,
         algorithm=attestation.COMMITMENT_ALGORITHM,
         initiator=hashes["initiator"],
         counter=hashes["counter"],

@@ -40,6 +40,7 @@ def _action(
         response=ChallengeOut,
         rate_limit="challenges",
         errors=_ACTION_ERRORS + errors,
+        extra=handlers.CHALLENGE_EXTRA,
     )
 
 
@@ -56,6 +57,7 @@ ROUTES: list[Route] = [
         response=ChallengeOut,
         status=201,
         rate_limit="challenges",
+        extra=handlers.CREATE_EXTRA,
         errors=(
             "E3001",
             "E3002",
@@ -81,6 +83,7 @@ ROUTES: list[Route] = [
         auth="user",
         response=ChallengeList,
         rate_limit="challenges",
+        extra=handlers.LIST_EXTRA,
         query=(
             ("status", "filter by status"),
             ("mode", "filter by mode"),
@@ -99,6 +102,7 @@ ROUTES: list[Route] = [
         response=ChallengeOut,
         rate_limit="challenges",
         errors=("E3010",),
+        extra=handlers.CHALLENGE_EXTRA,
     ),
     Route(
         "GET",
@@ -111,6 +115,7 @@ ROUTES: list[Route] = [
         response=ChallengeEvents,
         rate_limit="challenges",
         errors=("E3010",),
+        extra=handlers.TIMELINE_EXTRA,
     ),
     _action("send", lifecycle.send, "Creator sends the invitation (DRAFT → AWAITING_COUNTERPARTY)"),
     _action(
@@ -166,6 +171,7 @@ ROUTES: list[Route] = [
         response=ChallengeOut,
         rate_limit="challenges",
         errors=("E3010", "E3013", "E3014", "E4003", "E5011", "E5012", "E9007", "E9009"),
+        extra=handlers.CHALLENGE_EXTRA,
     ),
     Route(
         "GET",
@@ -187,5 +193,6 @@ ROUTES: list[Route] = [
         response=proof.ProofOpenings,
         rate_limit="challenges",
         errors=("E3010",),
+        extra=handlers.CHALLENGE_EXTRA,
     ),
 ]

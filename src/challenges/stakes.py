@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from challenges import modes, settlement, transitions
+from challenges.store import Aggregate
 from challenges.transitions import Change
 from core.clock import format_time
 from core.errors import ApiError
@@ -26,32 +27,17 @@ class StakeRule:
     currency_code: str
 
 
-async def rule_for(db: Database, challenge: dict[str, Any]) -> StakeRule | None:
-    if challenge["mode"] == modes.FIRE:
-        row = (
-            await db.prepare("SELECT honesty_bond_amount, currency_code FROM fire_configs WHERE challenge_id = ?")
-            .bind(challenge["id"])
-            .first()
-        )
-        return StakeRule("HONESTY_BOND", int(row["honesty_bond_amount"]), row["currency_code"]) if row else None
-    if challenge["mode"] == modes.ENFORCED:
-        row = (
-            await db.prepare("SELECT stake_amount, currency_code FROM enforced_configs WHERE challenge_id = ?")
-            .bind(challenge["id"])
-            .first()
-        )
-        if row and row["stake_amount"]:
-            return StakeRule("BASE", int(row["stake_amount"]), row["currency_code"])
+def rule_of(aggregate: Aggregate) -> StakeRule | None:
+    """The stake the challenge's mode requires of each party (from its loaded config), or None."""
+    mode = aggregate.challenge["mode"]
+    if mode == modes.FIRE:
+        fire = aggregate.fire_config
+        return StakeRule("HONESTY_BOND", int(fire["honesty_bond_amount"]), fire["currency_code"]) if fire else None
+    if mode == modes.ENFORCED:
+        enforced = aggregate.enforced_config
+        if enforced and enforced["stake_amount"]:
+            return StakeRule("BASE", int(enforced["stake_amount"]), enforced["currency_code"])
     return None
-
-
-async def held(db: Database, challenge_id: str) -> list[dict[str, Any]]:
-    result = (
-        await db.prepare("SELECT * FROM stakes WHERE challenge_id = ? AND status = 'HELD' ORDER BY created_at, id")
-        .bind(challenge_id)
-        .all()
-    )
-    return result.results
 
 
 def parties(challenge: dict[str, Any]) -> list[str]:
@@ -175,18 +161,17 @@ def end_statements(
         change.events.append((STAKE_EVENTS[end.status], payload, stake["user_id"]))
 
 
-async def settle_into(db: Database, change: Change, outcome: str | None, now: datetime) -> None:
+def settle_into(db: Database, change: Change, held: list[dict[str, Any]], outcome: str | None, now: datetime) -> None:
     """Add the stake endings for `outcome` to a finishing change (refund all when there is no winner)."""
-    stakes = await held(db, change.challenge["id"])
-    if not stakes:
+    if not held:
         return
     ends = settlement.settle(
-        stakes, outcome, change.challenge["creator_user_id"], change.challenge["counterparty_user_id"]
+        held, outcome, change.challenge["creator_user_id"], change.challenge["counterparty_user_id"]
     )
-    end_statements(db, change, stakes, ends, now)
+    end_statements(db, change, held, ends, now)
 
 
-async def refund_into(db: Database, change: Change, now: datetime) -> None:
-    stakes = await held(db, change.challenge["id"])
-    if stakes:
-        end_statements(db, change, stakes, settlement.refund_all(stakes), now)
+def refund_into(db: Database, change: Change, held: list[dict[str, Any]], now: datetime) -> None:
+    """Add a refund of every `held` stake to a change that ends the challenge without an outcome."""
+    if held:
+        end_statements(db, change, held, settlement.refund_all(held), now)

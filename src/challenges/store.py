@@ -1,15 +1,18 @@
-"""Reading challenges: load, who may see them, serialize for the API, list with cursors, history."""
+"""The challenge aggregate's store: every read of a challenge and what hangs off it, in one D1 batch."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.auth import Principal
+from challenges.attestation import AttestationRow, parse_openings
+from core.auth import Caller, Principal, preloaded_or_read
 from core.errors import ApiError
 from core.ids import is_uuid4
-from db.port import Database
+from db.port import Database, QueryResult, Row, Statement
 
 DEADLINE_COLUMNS = (
     "accept_deadline",
@@ -18,20 +21,161 @@ DEADLINE_COLUMNS = (
     "dispute_deadline",
     "resolution_due_at",
 )
+PARTY_ACTIONS = ("COMPLETE", "RESPOND", "RESOLVE")
 
 
-async def load(db: Database, challenge_id: str) -> dict[str, Any] | None:
-    if not is_uuid4(challenge_id):
-        return None
-    return await db.prepare("SELECT * FROM challenges WHERE id = ?").bind(challenge_id).first()
+@dataclass(frozen=True)
+class Aggregate:
+    """A challenge with everything an endpoint or action needs, loaded in one batch.
+
+    `challenge` is the challenges row as stored (its columns are the schema's); the rest is typed here.
+    """
+
+    challenge: Row
+    # The caller's role (CREATOR, COUNTERPARTY, ADMIN) or None; None also when loaded without a caller.
+    role: str | None = None
+    wallet_requirements: list[Row] = field(default_factory=list)
+    funds_requirements: list[Row] = field(default_factory=list)
+    stakes: list[Row] = field(default_factory=list)
+    slash_entries: list[Row] = field(default_factory=list)
+    fire_config: Row | None = None
+    enforced_config: Row | None = None
+    # action (COMPLETE, RESPOND, RESOLVE) → user id → payload: each party's latest action of that kind.
+    party_actions: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    # (wallet address, user id) pairs with a live (unrevoked) wallet verification, for this challenge's wallets.
+    verified_wallets: frozenset[tuple[str, str]] = frozenset()
+    attestations: dict[str, AttestationRow] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return str(self.challenge["id"])
+
+    @property
+    def held_stakes(self) -> list[Row]:
+        return [stake for stake in self.stakes if stake["status"] == "HELD"]
+
+    def actions(self, action: str) -> dict[str, str | None]:
+        return dict(self.party_actions.get(action, {}))
+
+    def wallet_verified(self, wallet: str, user_id: str | None) -> bool:
+        return user_id is not None and (wallet, user_id) in self.verified_wallets
 
 
-async def user_wallets(db: Database, user_id: str) -> set[str]:
-    result = await db.prepare("SELECT address FROM wallets WHERE user_id = ?").bind(user_id).all()
-    return {row["address"] for row in result.results}
+@dataclass(frozen=True)
+class Timeline:
+    """A challenge's status history and its events (GET /challenges/{id}/events)."""
+
+    history: list[Row]
+    events: list[dict[str, Any]]
 
 
-async def role_of(db: Database, challenge: dict[str, Any], principal: Principal | None) -> str | None:
+@dataclass(frozen=True)
+class _Scope:
+    """Which challenges a batch loads: `challenges_sql` selects their rows, `ids_sql` their ids (both bound
+    with `params`)."""
+
+    challenges_sql: str
+    ids_sql: str
+    params: tuple[Any, ...]
+
+
+def _paged(challenges_sql: str, params: tuple[Any, ...]) -> _Scope:
+    """A scope of the challenges a fixed query selects; its children are selected by the same query's ids."""
+    return _Scope(challenges_sql, f"SELECT id FROM ({challenges_sql})", params)  # noqa: S608 — fixed SQL only
+
+
+def _single(challenge_id: str) -> _Scope:
+    return _Scope("SELECT * FROM challenges WHERE id = ?", "?", (challenge_id,))
+
+
+# Child tables of the aggregate, each selected for every challenge in scope; the order is the parse order.
+_CHILDREN = (
+    "SELECT * FROM challenge_wallet_requirements WHERE challenge_id IN ({ids}) ORDER BY side",
+    "SELECT * FROM funds_requirements WHERE challenge_id IN ({ids}) ORDER BY side, position",
+    "SELECT * FROM stakes WHERE challenge_id IN ({ids}) ORDER BY created_at, id",
+    "SELECT challenge_id, entry_type, amount FROM ledger_entries WHERE challenge_id IN ({ids})"
+    " AND entry_type LIKE 'SLASH_%'",
+    "SELECT * FROM fire_configs WHERE challenge_id IN ({ids})",
+    "SELECT * FROM enforced_configs WHERE challenge_id IN ({ids})",
+)
+# Only what a single challenge's actions and proof pages need (not loaded for list pages).
+_DETAIL = (
+    "SELECT challenge_id, user_id, action, payload FROM challenge_party_actions WHERE challenge_id IN ({ids})",
+    # Revoked when the wallet was re-linked to another user (gatekeeper.wallet): it no longer counts.
+    "SELECT DISTINCT r.challenge_id, w.wallet_address, w.verified_user_id FROM wallet_challenges w"
+    " JOIN challenge_wallet_requirements r ON r.wallet_address = w.wallet_address"
+    " WHERE r.challenge_id IN ({ids}) AND w.status = 'VERIFIED' AND w.revoked_at IS NULL"
+    " AND w.verified_user_id IS NOT NULL",
+    "SELECT challenge_id, kind, hash, canonical_input, openings, created_at FROM attestations"
+    " WHERE challenge_id IN ({ids})",
+)
+
+
+def _statements(db: Database, scope: _Scope, *, detail: bool) -> list[Statement]:
+    # Only fixed SQL and the scope's own placeholders are interpolated; every value is bound.
+    statements = [db.prepare(scope.challenges_sql).bind(*scope.params)]
+    for sql in _CHILDREN + (_DETAIL if detail else ()):
+        statements.append(db.prepare(sql.format(ids=scope.ids_sql)).bind(*scope.params))
+    return statements
+
+
+def _statement_count(detail: bool) -> int:
+    return 1 + len(_CHILDREN) + (len(_DETAIL) if detail else 0)
+
+
+def _by_challenge(rows: list[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(row["challenge_id"], []).append(row)
+    return grouped
+
+
+def _parse(results: Sequence[QueryResult], *, detail: bool) -> list[Aggregate]:
+    """Aggregates from the results of `_statements` (in the challenges statement's order)."""
+    challenges = results[0].results
+    wallets, funds, stakes, slashes, fire, enforced = (_by_challenge(r.results) for r in results[1:7])
+    actions: dict[str, list[Row]] = {}
+    verified: dict[str, list[Row]] = {}
+    attestations: dict[str, list[Row]] = {}
+    if detail:
+        actions = _by_challenge(results[7].results)
+        verified = _by_challenge(results[8].results)
+        attestations = _by_challenge(results[9].results)
+    aggregates = []
+    for row in challenges:
+        challenge_id = row["id"]
+        party_actions: dict[str, dict[str, str | None]] = {}
+        for action in actions.get(challenge_id, []):
+            party_actions.setdefault(action["action"], {})[action["user_id"]] = action["payload"]
+        aggregates.append(
+            Aggregate(
+                challenge=row,
+                wallet_requirements=wallets.get(challenge_id, []),
+                funds_requirements=funds.get(challenge_id, []),
+                stakes=stakes.get(challenge_id, []),
+                slash_entries=slashes.get(challenge_id, []),
+                fire_config=(fire.get(challenge_id) or [None])[0],
+                enforced_config=(enforced.get(challenge_id) or [None])[0],
+                party_actions=party_actions,
+                verified_wallets=frozenset(
+                    (row["wallet_address"], row["verified_user_id"]) for row in verified.get(challenge_id, [])
+                ),
+                attestations={
+                    a["kind"]: AttestationRow(
+                        kind=a["kind"],
+                        hash=a["hash"],
+                        canonical_input=a["canonical_input"],
+                        openings=parse_openings(a["openings"]),
+                        created_at=a["created_at"],
+                    )
+                    for a in attestations.get(challenge_id, [])
+                },
+            )
+        )
+    return aggregates
+
+
+def role_of(challenge: Row, principal: Principal | None, wallets: set[str]) -> str | None:
     """CREATOR, COUNTERPARTY, ADMIN or None. An invited wallet's verified owner counts as the counterparty."""
     if principal is None:
         return None
@@ -42,112 +186,155 @@ async def role_of(db: Database, challenge: dict[str, Any], principal: Principal 
     if challenge["counterparty_user_id"] is not None:
         return "COUNTERPARTY" if principal.user_id == challenge["counterparty_user_id"] else None
     wallet = challenge["counterparty_wallet"]
-    if wallet and principal.user_id and wallet in await user_wallets(db, principal.user_id):
+    if wallet and principal.user_id and wallet in wallets:
         return "COUNTERPARTY"
     return None
 
 
-async def load_visible(db: Database, challenge_id: str, principal: Principal | None) -> tuple[dict[str, Any], str]:
-    """The challenge and the caller's role; 404 E3010 for strangers, so existence never leaks."""
-    challenge = await load(db, challenge_id)
-    if challenge is None:
-        raise ApiError("E3010")
-    role = await role_of(db, challenge, principal)
-    if role is None:
-        raise ApiError("E3010")
-    return challenge, role
+def read_back(db: Database, challenge_id: str) -> list[Statement]:
+    """The SELECTs that rebuild the aggregate, to append to a write batch (the response comes from them)."""
+    return _statements(db, _single(challenge_id), detail=True)
 
 
-async def _rows_for(db: Database, sql: str, ids: list[str]) -> list[dict[str, Any]]:
-    """Rows of several challenges in one query: `sql` ends with 'challenge_id IN ({marks})'."""
-    if not ids:
+def parse_read_back(results: Sequence[QueryResult]) -> Aggregate | None:
+    """The aggregate from the tail of a batch that ended with `read_back`."""
+    loaded = _parse(results[len(results) - _statement_count(True) :], detail=True)
+    return loaded[0] if loaded else None
+
+
+async def load(db: Database, challenge_id: str) -> Aggregate | None:
+    """The whole aggregate, no caller (jobs, public proof); one round trip."""
+    if not is_uuid4(challenge_id):
+        return None
+    return parse_read_back(await db.batch(read_back(db, challenge_id)))
+
+
+def users_statement(db: Database, user_ids: list[str]) -> Statement:
+    """Which of `user_ids` exist (a named counterparty at creation), as rows of `id`."""
+    marks = ", ".join("?" for _ in user_ids)
+    return db.prepare(f"SELECT id FROM users WHERE id IN ({marks})").bind(*user_ids)  # noqa: S608 — marks only
+
+
+def visible_statements(db: Database, challenge_id: str, caller: Caller, *, timeline: bool = False) -> list[Statement]:
+    """The reads of GET /challenges/{id} (and its actions): the aggregate and the caller's wallets (for the
+    role); with `timeline`, also its history and events. Empty for an id that cannot exist (nothing to read).
+
+    Built on a Caller, so they can ride in the auth lookup's batch (core.auth.Preload).
+    """
+    if not is_uuid4(challenge_id):
         return []
-    marks = ", ".join("?" for _ in ids)
-    # Only placeholders are interpolated; the ids are bound (a page is at most 100, D1's parameter limit).
-    return (await db.prepare(sql.format(marks=marks)).bind(*ids).all()).results
+    # The caller's id is a bound parameter or a fixed subquery on the bound key hash (core.auth.Caller).
+    wallets = f"SELECT address FROM wallets WHERE user_id = {caller.sql}"  # noqa: S608
+    statements = [*read_back(db, challenge_id), db.prepare(wallets).bind(*caller.params)]
+    if timeline:
+        statements += [
+            db.prepare(
+                "SELECT from_status, to_status, actor, reason, created_at FROM challenge_status_history "
+                "WHERE challenge_id = ? ORDER BY id"
+            ).bind(challenge_id),
+            db.prepare(
+                "SELECT id, type, created_at, payload FROM events WHERE challenge_id = ? ORDER BY created_at, rowid"
+            ).bind(challenge_id),
+        ]
+    return statements
 
 
-async def _requirements_many(db: Database, ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    sides = await _rows_for(
-        db,
-        "SELECT challenge_id, side, wallet_address, network, wallet_status FROM challenge_wallet_requirements"
-        " WHERE challenge_id IN ({marks}) ORDER BY side",
-        ids,
+async def _load_for(
+    db: Database, challenge_id: str, principal: Principal | None, *, timeline: bool
+) -> tuple[Aggregate, list[QueryResult]]:
+    """The aggregate with the caller's role (plus the timeline's results), from the auth batch when the reads
+    rode there, else in one batch of its own; 404 E3010 for strangers."""
+    if not is_uuid4(challenge_id):
+        raise ApiError("E3010")
+    if principal is not None:
+        results = await preloaded_or_read(
+            db, principal, lambda caller: visible_statements(db, challenge_id, caller, timeline=timeline)
+        )
+    else:
+        results = await db.batch(visible_statements(db, challenge_id, Caller.user(""), timeline=timeline))
+    count = _statement_count(True)
+    loaded = _parse(results[:count], detail=True)
+    if not loaded:
+        raise ApiError("E3010")
+    wallets = {row["address"] for row in results[count].results}
+    aggregate = loaded[0]
+    role = role_of(aggregate.challenge, principal, wallets)
+    if role is None:
+        # Strangers get the same 404 as for a missing challenge, so existence never leaks.
+        raise ApiError("E3010")
+    return replace(aggregate, role=role), list(results[count + 1 :])
+
+
+async def load_visible(db: Database, challenge_id: str, principal: Principal | None) -> Aggregate:
+    """The aggregate as the caller may see it (with their role) in one round trip; 404 E3010 for strangers."""
+    aggregate, _ = await _load_for(db, challenge_id, principal, timeline=False)
+    return aggregate
+
+
+async def load_timeline(db: Database, challenge_id: str, principal: Principal | None) -> tuple[Aggregate, Timeline]:
+    """The visible aggregate with its history and events, in the same single round trip."""
+    aggregate, (history, events) = await _load_for(db, challenge_id, principal, timeline=True)
+    return aggregate, Timeline(
+        history=history.results,
+        events=[
+            {"id": row["id"], "type": row["type"], "created_at": row["created_at"], "data": json.loads(row["payload"])}
+            for row in events.results
+        ],
     )
-    result: dict[str, dict[str, dict[str, Any]]] = {challenge_id: {} for challenge_id in ids}
-    if not sides:
-        return result
-    checks = await _rows_for(
-        db,
-        "SELECT challenge_id, side, asset_type, token_address, min_balance, currency_symbol, status, checked_at"
-        " FROM funds_requirements WHERE challenge_id IN ({marks}) ORDER BY side, position",
-        ids,
-    )
-    for side in sides:
-        result[side["challenge_id"]][side["side"].lower()] = {
+
+
+# -- the API view ------------------------------------------------------------------------------------------
+
+
+def requirements_view(aggregate: Aggregate) -> dict[str, dict[str, Any]]:
+    """Each side's wallet requirement and funds checks with PASSED/FAILED (never a balance)."""
+    result: dict[str, dict[str, Any]] = {}
+    for side in aggregate.wallet_requirements:
+        result[side["side"].lower()] = {
             "wallet_address": side["wallet_address"],
             "network": side["network"],
             "wallet_status": side["wallet_status"],
             "funds_checks": [],
         }
-    for check in checks:
-        check = dict(check)
-        challenge_id, side = check.pop("challenge_id"), check.pop("side").lower()
-        result[challenge_id][side]["funds_checks"].append(check)
-    return result
-
-
-async def requirements(db: Database, challenge_id: str) -> dict[str, dict[str, Any]]:
-    """Each side's wallet requirement and funds checks with PASSED/FAILED (never a balance)."""
-    return (await _requirements_many(db, [challenge_id]))[challenge_id]
-
-
-async def _stakes_many(db: Database, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    rows = await _rows_for(
-        db,
-        "SELECT challenge_id, id, user_id, type, amount, currency_code, status FROM stakes"
-        " WHERE challenge_id IN ({marks}) ORDER BY created_at, id",
-        ids,
-    )
-    result: dict[str, list[dict[str, Any]]] = {challenge_id: [] for challenge_id in ids}
-    for row in rows:
-        row = dict(row)
-        result[row.pop("challenge_id")].append(row)
-    return result
-
-
-async def _settlements_many(db: Database, ids: list[str]) -> dict[str, dict[str, str] | None]:
-    rows = await _rows_for(
-        db,
-        "SELECT challenge_id, entry_type, amount FROM ledger_entries"
-        " WHERE challenge_id IN ({marks}) AND entry_type LIKE 'SLASH_%'",
-        ids,
-    )
-    totals: dict[str, dict[str, int]] = {}
-    for entry in rows:
-        parts = totals.setdefault(entry["challenge_id"], {"winner": 0, "treasury": 0, "burn": 0, "provers": 0})
-        parts[entry["entry_type"].removeprefix("SLASH_").lower()] += int(entry["amount"])
-    return {
-        challenge_id: (
-            {name: str(amount) for name, amount in totals[challenge_id].items()} if challenge_id in totals else None
+    for check in aggregate.funds_requirements:
+        side = result.get(check["side"].lower())
+        if side is None:
+            continue
+        side["funds_checks"].append(
+            {
+                name: check[name]
+                for name in (
+                    "asset_type",
+                    "token_address",
+                    "min_balance",
+                    "currency_symbol",
+                    "status",
+                    "checked_at",
+                )
+            }
         )
-        for challenge_id in ids
-    }
+    return result
 
 
-async def _configs_many(db: Database, table: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    rows = await _rows_for(db, f"SELECT * FROM {table} WHERE challenge_id IN ({{marks}})", ids)  # noqa: S608
-    configs = {}
-    for row in rows:
-        row = dict(row)
-        row.pop("oracle_next_check_at", None)
-        configs[row.pop("challenge_id")] = row
-    return configs
+def _settlement(aggregate: Aggregate) -> dict[str, str] | None:
+    if not aggregate.slash_entries:
+        return None
+    parts = {"winner": 0, "treasury": 0, "burn": 0, "provers": 0}
+    for entry in aggregate.slash_entries:
+        parts[entry["entry_type"].removeprefix("SLASH_").lower()] += int(entry["amount"])
+    return {name: str(amount) for name, amount in parts.items()}
 
 
-def proposal(challenge: dict[str, Any]) -> dict[str, Any] | None:
+def _config_view(config: Row | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    view = dict(config)
+    view.pop("challenge_id", None)
+    view.pop("oracle_next_check_at", None)
+    return view
+
+
+def proposal(challenge: Row) -> dict[str, Any] | None:
     """The standing outcome proposal as both parties see it (SPEC §7 `resolve`), or None."""
     if not challenge["proposed_outcome"]:
         return None
@@ -162,47 +349,43 @@ def proposal(challenge: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-async def serialize_many(db: Database, challenges: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The API view of challenges, loading what they need in a fixed number of queries (not per challenge)."""
-    ids = [challenge["id"] for challenge in challenges]
-    requirements_by_id = await _requirements_many(db, ids)
-    stakes_by_id = await _stakes_many(db, ids)
-    settlements = await _settlements_many(db, ids)
-    fire = await _configs_many(db, "fire_configs", [c["id"] for c in challenges if c["mode"] == "FIRE"])
-    enforced = await _configs_many(db, "enforced_configs", [c["id"] for c in challenges if c["mode"] == "ENFORCED"])
-    return [
-        {
-            "id": challenge["id"],
-            "mode": challenge["mode"],
-            "status": challenge["status"],
-            "title": challenge["title"],
-            "description": challenge["description"],
-            "creator_user_id": challenge["creator_user_id"],
-            "counterparty_user_id": challenge["counterparty_user_id"],
-            "counterparty_wallet": challenge["counterparty_wallet"],
-            "expires_at": challenge["expires_at"],
-            "deadlines": {name.removesuffix("_deadline"): challenge[name] for name in DEADLINE_COLUMNS},
-            "created_at": challenge["created_at"],
-            "updated_at": challenge["updated_at"],
-            "intent_locked_at": challenge["intent_locked_at"],
-            "completed_at": challenge["completed_at"],
-            "initiator_hash": challenge["initiator_hash"],
-            "counter_hash": challenge["counter_hash"],
-            "final_hash": challenge["final_hash"],
-            "requirements": requirements_by_id[challenge["id"]],
-            "stakes": stakes_by_id[challenge["id"]],
-            "outcome": challenge["outcome"],
-            "proposed_outcome": proposal(challenge),
-            "settlement": settlements[challenge["id"]],
-            "fire_config": fire.get(challenge["id"]),
-            "enforced_config": enforced.get(challenge["id"]),
-        }
-        for challenge in challenges
-    ]
+def serialize(aggregate: Aggregate) -> dict[str, Any]:
+    """The API view of a challenge (ChallengeOut), from its loaded aggregate: no query."""
+    challenge = aggregate.challenge
+    mode = challenge["mode"]
+    return {
+        "id": challenge["id"],
+        "mode": mode,
+        "status": challenge["status"],
+        "title": challenge["title"],
+        "description": challenge["description"],
+        "creator_user_id": challenge["creator_user_id"],
+        "counterparty_user_id": challenge["counterparty_user_id"],
+        "counterparty_wallet": challenge["counterparty_wallet"],
+        "expires_at": challenge["expires_at"],
+        "deadlines": {name.removesuffix("_deadline"): challenge[name] for name in DEADLINE_COLUMNS},
+        "created_at": challenge["created_at"],
+        "updated_at": challenge["updated_at"],
+        "intent_locked_at": challenge["intent_locked_at"],
+        "completed_at": challenge["completed_at"],
+        "initiator_hash": challenge["initiator_hash"],
+        "counter_hash": challenge["counter_hash"],
+        "final_hash": challenge["final_hash"],
+        "requirements": requirements_view(aggregate),
+        "stakes": [
+            {name: stake[name] for name in ("id", "user_id", "type", "amount", "currency_code", "status")}
+            for stake in aggregate.stakes
+        ],
+        "outcome": challenge["outcome"],
+        "proposed_outcome": proposal(challenge),
+        "settlement": _settlement(aggregate),
+        # Only the mode's own config is shown, as before (a config row of another mode never exists anyway).
+        "fire_config": _config_view(aggregate.fire_config) if mode == "FIRE" else None,
+        "enforced_config": _config_view(aggregate.enforced_config) if mode == "ENFORCED" else None,
+    }
 
 
-async def serialize(db: Database, challenge: dict[str, Any]) -> dict[str, Any]:
-    return (await serialize_many(db, [challenge]))[0]
+# -- listing -----------------------------------------------------------------------------------------------
 
 
 def encode_cursor(created_at: str, challenge_id: str) -> str:
@@ -225,10 +408,8 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return created_at, challenge_id
 
 
-async def list_for_user(
-    db: Database, user_id: str, *, status: str | None, mode: str | None, limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """The caller's own challenges (as creator or counterparty), newest first, keyset-paginated.
+def _page_scope(caller: Caller, *, status: str | None, mode: str | None, limit: int, cursor: str | None) -> _Scope:
+    """The caller's own challenges (as creator or counterparty), newest first, keyset-paginated, limit + 1 rows.
 
     One indexed, limited branch per way of being a party, merged: an OR across the three would scan
     the whole table and sort it, which gets slower with every challenge ever created.
@@ -246,10 +427,12 @@ async def list_for_user(
         filters += " AND (created_at < ? OR (created_at = ? AND id < ?))"
         filter_params += [created_at, created_at, challenge_id]
     page = limit + 1
+    # The caller's id is a bound parameter or a fixed subquery on the bound key hash (core.auth.Caller).
+    me, mine = caller.sql, list(caller.params)
     branches = (
-        ("creator_user_id = ?", [user_id]),
-        ("counterparty_user_id = ?", [user_id]),
-        ("counterparty_wallet IN (SELECT address FROM wallets WHERE user_id = ?)", [user_id]),
+        (f"creator_user_id = {me}", mine),
+        (f"counterparty_user_id = {me}", mine),
+        (f"counterparty_wallet IN (SELECT address FROM wallets WHERE user_id = {me})", mine),  # noqa: S608
     )
     # Only fixed condition strings are joined; every value is bound.
     parts = [
@@ -260,32 +443,82 @@ async def list_for_user(
     for _, party_params in branches:
         params += [*party_params, *filter_params, page]
     sql = " UNION ".join(parts) + " ORDER BY created_at DESC, id DESC LIMIT ?"
-    rows = (await db.prepare(sql).bind(*params, page).all()).results
-    next_cursor = encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    # The children of the page are selected by the same page query (its ids), so page and children
+    # come back from one batch; the query is repeated per child table, every value bound each time.
+    return _paged(sql, (*params, page))
 
 
-async def history(db: Database, challenge_id: str) -> list[dict[str, Any]]:
-    result = (
-        await db.prepare(
-            "SELECT from_status, to_status, actor, reason, created_at FROM challenge_status_history "
-            "WHERE challenge_id = ? ORDER BY id"
-        )
-        .bind(challenge_id)
-        .all()
+def list_statements(
+    db: Database, caller: Caller, *, status: str | None, mode: str | None, limit: int, cursor: str | None
+) -> list[Statement]:
+    """The reads of GET /challenges: the page (limit + 1 rows) and what its view needs; raises on a bad cursor."""
+    scope = _page_scope(caller, status=status, mode=mode, limit=limit, cursor=cursor)
+    return _statements(db, scope, detail=False)
+
+
+async def list_for_user(
+    db: Database,
+    principal: Principal,
+    *,
+    status: str | None,
+    mode: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Aggregate], str | None]:
+    """A page of the caller's challenges with what their view needs, in one round trip (the auth batch's when
+    the reads rode there); and the next cursor."""
+    if cursor is not None:
+        decode_cursor(cursor)  # a bad cursor is a 400 whether or not the reads rode in the auth batch
+    results = await preloaded_or_read(
+        db,
+        principal,
+        lambda caller: list_statements(db, caller, status=status, mode=mode, limit=limit, cursor=cursor),
     )
-    return result.results
+    aggregates = _parse(results, detail=False)
+    next_cursor = None
+    if len(aggregates) > limit:
+        last = aggregates[limit - 1].challenge
+        next_cursor = encode_cursor(last["created_at"], last["id"])
+    return aggregates[:limit], next_cursor
 
 
-async def events(db: Database, challenge_id: str) -> list[dict[str, Any]]:
-    result = (
-        await db.prepare(
-            "SELECT id, type, created_at, payload FROM events WHERE challenge_id = ? ORDER BY created_at, rowid"
-        )
-        .bind(challenge_id)
-        .all()
+# -- jobs --------------------------------------------------------------------------------------------------
+
+
+async def oracle_due(db: Database, stamp: str, limit: int) -> list[Aggregate]:
+    """ORACLE challenges awaiting resolution whose next feed check is due, whole, in one batch."""
+    page = (
+        "SELECT c.* FROM challenges c JOIN fire_configs f ON f.challenge_id = c.id"
+        " WHERE f.oracle_next_check_at IS NOT NULL AND f.oracle_next_check_at <= ? AND c.status = 'AWAITING_RESOLUTION'"
+        " ORDER BY f.oracle_next_check_at LIMIT ?"
     )
-    return [
-        {"id": row["id"], "type": row["type"], "created_at": row["created_at"], "data": json.loads(row["payload"])}
-        for row in result.results
-    ]
+    scope = _paged(page, (stamp, limit))
+    return _parse(await db.batch(_statements(db, scope, detail=False)), detail=False)
+
+
+async def reschedule_oracle(db: Database, challenge_id: str, next_check_at: str) -> None:
+    await (
+        db.prepare("UPDATE fire_configs SET oracle_next_check_at = ? WHERE challenge_id = ?")
+        .bind(next_check_at, challenge_id)
+        .run()
+    )
+
+
+# The announcement of the standing proposal (if its event row exists) and the dispute window it opened:
+# a proposal settles money only once that window, measured from the announcement, has passed.
+_DUE_SQL = (
+    "SELECT c.*, e.created_at AS proposal_announced_at, f.dispute_timeout_seconds AS dispute_window_seconds"
+    " FROM challenges c"
+    " LEFT JOIN events e ON e.id = c.proposal_event_id AND e.challenge_id = c.id"
+    " AND e.type = 'challenge.outcome_proposed'"
+    " LEFT JOIN enforced_configs f ON f.challenge_id = c.id"
+    " WHERE c.next_deadline_at IS NOT NULL AND c.next_deadline_at <= ?"
+    " AND c.status NOT IN ('COMPLETED', 'CANCELLED', 'EXPIRED') ORDER BY c.next_deadline_at LIMIT ?"
+)
+
+
+async def timeouts_due(db: Database, stamp: str, limit: int) -> list[Aggregate]:
+    """Challenges whose watched deadline passed, whole, in one batch. Each row (`Aggregate.challenge`) also
+    carries `proposal_announced_at` and `dispute_window_seconds`."""
+    scope = _paged(_DUE_SQL, (stamp, limit))
+    return _parse(await db.batch(_statements(db, scope, detail=True)), detail=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from challenges import lifecycle, modes, stakes, transitions
-from challenges.transitions import Change
+from challenges import modes, outcomes, stakes, store, transitions
+from challenges.store import Aggregate
+from challenges.transitions import Change, event_payload, with_deadline
 from core.clock import format_time, parse_time
 from core.context import Services
 from core.errors import ApiError
@@ -15,18 +16,6 @@ from core.errors import ApiError
 # invocation, beside the other jobs; the rest waits for the next tick.
 BATCH_LIMIT = 25
 SYSTEM_ACTOR = "system:timeout"
-
-# The announcement of the standing proposal (if its event row exists) and the dispute window it opened:
-# a proposal settles money only once that window, measured from the announcement, has passed.
-_DUE_SQL = (
-    "SELECT c.*, e.created_at AS proposal_announced_at, f.dispute_timeout_seconds AS dispute_window_seconds"
-    " FROM challenges c"
-    " LEFT JOIN events e ON e.id = c.proposal_event_id AND e.challenge_id = c.id"
-    " AND e.type = 'challenge.outcome_proposed'"
-    " LEFT JOIN enforced_configs f ON f.challenge_id = c.id"
-    " WHERE c.next_deadline_at IS NOT NULL AND c.next_deadline_at <= ?"
-    " AND c.status NOT IN ('COMPLETED', 'CANCELLED', 'EXPIRED') ORDER BY c.next_deadline_at LIMIT ?"
-)
 
 
 def _rule(challenge: dict[str, Any]) -> tuple[str, str] | None:
@@ -47,26 +36,32 @@ def _rule(challenge: dict[str, Any]) -> tuple[str, str] | None:
 
 def _window_seconds(challenge: dict[str, Any]) -> int:
     seconds = challenge.get("dispute_window_seconds")
-    return int(seconds) if seconds is not None else lifecycle.DEFAULT_DISPUTE_TIMEOUT_SECONDS
+    return int(seconds) if seconds is not None else outcomes.DEFAULT_DISPUTE_TIMEOUT_SECONDS
 
 
-async def _close_dispute_window(services: Services, challenge: dict[str, Any], reason: str, now: datetime) -> bool:
-    """Settle per the proposal whose window passed; True if settled, False if the window was (re)started."""
+async def _close_dispute_window(
+    services: Services, challenge: dict[str, Any], aggregate: Aggregate, reason: str, now: datetime
+) -> bool:
+    """Settle per the proposal whose window passed; True if settled, False if the window was (re)started.
+
+    `challenge` is the row as scanned (its version guards the change); `aggregate` holds its stakes and proposals.
+    """
     outcome = challenge["proposed_outcome"]
     if outcome is None:
         # Nobody proposed anything: nobody wins, every stake is refunded.
-        await lifecycle.finish(services, Change(challenge, SYSTEM_ACTOR, reason), "NO_CONTEST", now)
+        change = Change(challenge, SYSTEM_ACTOR, reason)
+        await outcomes.finish(services, change, aggregate.held_stakes, "NO_CONTEST", now)
         return True
     announced_at = challenge.get("proposal_announced_at")
     if announced_at is None:
         # A proposal the other party was never told about (stored before announcements existed):
         # announce it now, and its window starts now.
-        proposals = await lifecycle.party_actions(services, challenge["id"], "RESOLVE")
+        proposals = aggregate.actions("RESOLVE")
         proposers = [user for user, proposed in proposals.items() if proposed == outcome]
         proposed_by = proposers[0] if len(proposers) == 1 else None
         change = Change(challenge, SYSTEM_ACTOR, f"outcome proposed: {outcome} (announced late)")
-        lifecycle.announce(change, outcome, proposed_by, _window_seconds(challenge), now)
-        await transitions.apply(services.db, lifecycle.with_deadline(change, challenge["status"]), now)
+        outcomes.announce(change, outcome, proposed_by, _window_seconds(challenge), now)
+        await transitions.apply(services.db, with_deadline(change, challenge["status"]), now)
         return False
     window_end = parse_time(announced_at) + timedelta(seconds=_window_seconds(challenge))
     if now < window_end:
@@ -75,35 +70,36 @@ async def _close_dispute_window(services: Services, challenge: dict[str, Any], r
             challenge, SYSTEM_ACTOR, "dispute window runs from the announcement",
             set_columns={"dispute_deadline": format_time(window_end)},
         )  # fmt: skip
-        await transitions.apply(services.db, lifecycle.with_deadline(change, challenge["status"]), now)
+        await transitions.apply(services.db, with_deadline(change, challenge["status"]), now)
         return False
-    await lifecycle.finish(services, Change(challenge, SYSTEM_ACTOR, reason), outcome, now)
+    await outcomes.finish(services, Change(challenge, SYSTEM_ACTOR, reason), aggregate.held_stakes, outcome, now)
     return True
 
 
 async def expire_due(services: Services) -> dict[str, int]:
     now = services.now()
-    rows = await services.db.prepare(_DUE_SQL).bind(format_time(now), BATCH_LIMIT).all()
+    due = await store.timeouts_due(services.db, format_time(now), BATCH_LIMIT)
     moved = skipped = deferred = 0
-    for challenge in rows.results:
+    for aggregate in due:
+        challenge = aggregate.challenge
         rule = _rule(challenge)
         if rule is None:
             continue
         target, reason = rule
         try:
             if target == modes.COMPLETED:
-                if not await _close_dispute_window(services, challenge, reason, now):
+                if not await _close_dispute_window(services, challenge, aggregate, reason, now):
                     deferred += 1
                     continue
             else:
-                payload = lifecycle.event_payload(challenge, target, reason=reason)
+                payload = event_payload(challenge, target, reason=reason)
                 change = Change(challenge, SYSTEM_ACTOR, reason, target, events=[("challenge.expired", payload, None)])
-                await stakes.refund_into(services.db, change, now)
-                await transitions.apply(services.db, lifecycle.with_deadline(change, target), now)
+                stakes.refund_into(services.db, change, aggregate.held_stakes, now)
+                await transitions.apply(services.db, with_deadline(change, target), now)
         except ApiError as error:
             if error.code != "E3014":
                 raise
             skipped += 1  # another run (or a user) moved it first: nothing to do
             continue
         moved += 1
-    return {"moved": moved, "skipped": skipped, "deferred": deferred, "scanned": len(rows.results)}
+    return {"moved": moved, "skipped": skipped, "deferred": deferred, "scanned": len(due)}

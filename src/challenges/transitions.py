@@ -1,4 +1,5 @@
-"""Atomic state changes: one D1 batch = conditional update on (status, version) + history + events + extras."""
+"""The change toolkit: an action's Change, its guards and payloads, and the one atomic D1 batch that commits it
+(conditional update on (status, version) + history + events + extras + the read-back of the aggregate)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from challenges import modes
-from core.clock import format_time
+from challenges import attestation, modes, store
+from challenges.deadlines import next_deadline
+from challenges.store import Aggregate
+from core.auth import Principal
+from core.clock import format_time, parse_time
 from core.errors import ApiError
 from core.ids import new_id
 from db.port import Database, Statement
@@ -64,6 +68,57 @@ class Change:
     def guard(self) -> tuple[str, tuple[Any, ...]]:
         """SQL + params that hold only after this change committed: for guarded INSERT … WHERE EXISTS."""
         return _GUARD, (self.challenge["id"], self.change_id)
+
+
+def actor(principal: Principal) -> str:
+    return "admin" if principal.is_admin else f"user:{principal.user_id}"
+
+
+def event_payload(challenge: dict[str, Any], status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "challenge_id": challenge["id"],
+        "mode": challenge["mode"],
+        "status": status,
+        "from_status": challenge["status"],
+        **extra,
+    }
+
+
+def ensure_action(challenge: dict[str, Any], action: str) -> None:
+    if modes.action_allowed(challenge["mode"], challenge["status"], action):
+        return
+    raise ApiError(
+        "E3014",
+        f"'{action}' is not possible for a {challenge['mode']} challenge in {challenge['status']}",
+        {"action": action, "status": challenge["status"], "mode": challenge["mode"]},
+    )
+
+
+def ensure_before(challenge: dict[str, Any], column: str, now: datetime, code: str, message: str | None = None) -> None:
+    """Refuse with `code` once the challenge's `column` deadline has passed (no deadline: always open)."""
+    deadline = challenge[column]
+    if deadline and parse_time(deadline) <= now:
+        raise ApiError(code, message, {column: deadline})
+
+
+def require_role(role: str | None, *allowed: str) -> None:
+    if role not in allowed:
+        raise ApiError("E9007", "Only " + " or ".join(name.lower() for name in allowed) + " may do this")
+
+
+def with_deadline(change: Change, to_status: str) -> Change:
+    """Keep next_deadline_at in step with the status the change lands in."""
+    merged = {**change.challenge, **change.set_columns}
+    change.set_columns["next_deadline_at"] = next_deadline(change.challenge["mode"], to_status, merged)
+    return change
+
+
+def add_attestations(db: Database, change: Change, kind_terms: list[tuple[str, dict[str, Any]]], now: datetime) -> None:
+    """Store each (kind, terms) attestation with the change, guarded by it."""
+    for kind, terms in kind_terms:
+        change.extra.append(
+            attestation.attestation_statement(db, change.challenge["id"], kind, terms, now, change.guard())
+        )
 
 
 def guarded_insert(db: Database, change: Change, insert_sql: str, *values: Any) -> Statement:
@@ -145,12 +200,17 @@ def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
     return batch
 
 
-async def apply(db: Database, change: Change, now: datetime) -> None:
-    """Commit the change atomically; 409 E3014 when another request moved the challenge first."""
-    results = await db.batch(statements(db, change, now))
+async def apply(db: Database, change: Change, now: datetime) -> Aggregate | None:
+    """Commit the change atomically and read the aggregate back in the same batch (one round trip).
+
+    409 E3014 when another request moved the challenge first.
+    """
+    writes = statements(db, change, now)
+    results = await db.batch([*writes, *store.read_back(db, change.challenge["id"])])
     if results[0].changes != 1:
         raise ApiError(
             "E3014",
             "The challenge changed while this request was processed; reload and retry",
             {"status": change.challenge["status"]},
         )
+    return store.parse_read_back(results)

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chain.networks import UnsupportedNetwork, network_by_name
 from challenges import modes, transitions
-from challenges.transitions import Change
+from challenges.store import Aggregate
+from challenges.transitions import Change, actor, event_payload, with_deadline
 from core.auth import Principal
 from core.clock import format_time
 from core.context import Services
 from core.errors import ApiError
+from gatekeeper import funds
 
 
 @dataclass
@@ -62,8 +65,6 @@ class Outcome:
         """Store results with the state change: all guarded, so a lost race stores nothing."""
         db = services.db
         stamp = format_time(now)
-        from gatekeeper import funds
-
         guard_sql, guard_params = change.guard()
         change.extra.extend(
             funds.attestation_statements(db, self.funds_results, now, guard_sql=guard_sql, guard_params=guard_params)
@@ -93,49 +94,25 @@ class Outcome:
             )
 
 
-async def _wallet_verified(services: Services, wallet: str, user_id: str | None) -> bool:
-    if user_id is None:
-        return False
-    row = (
-        await services.db.prepare(
-            "SELECT 1 AS ok FROM wallet_challenges WHERE wallet_address = ? AND status = 'VERIFIED' AND verified_user_id = ?"
-            # Revoked when the wallet was re-linked to another user (gatekeeper.wallet): it no longer counts.
-            " AND revoked_at IS NULL LIMIT 1"
-        )
-        .bind(wallet, user_id)
-        .first()
-    )
-    return row is not None
+async def run(services: Services, aggregate: Aggregate, *, sides: tuple[str, ...]) -> Outcome:
+    """Check wallets, then (only when all are verified) run every funds check at one block per network.
 
-
-async def run(services: Services, challenge: dict[str, Any], *, sides: tuple[str, ...]) -> Outcome:
-    """Check wallets, then (only when all are verified) run every funds check at one block per network."""
-    db = services.db
+    Wallets and requirements come from the loaded aggregate; only the funds checks read the chain.
+    """
+    challenge = aggregate.challenge
     outcome = Outcome()
-    wallets = (
-        await db.prepare(
-            "SELECT side, wallet_address, network, wallet_status FROM challenge_wallet_requirements WHERE challenge_id = ?"
-        )
-        .bind(challenge["id"])
-        .all()
-    )
     users = {"CREATOR": challenge["creator_user_id"], "COUNTERPARTY": challenge["counterparty_user_id"]}
-    for wallet in wallets.results:
+    for wallet in aggregate.wallet_requirements:
         if wallet["side"] not in sides:
             continue
         outcome.wallets[wallet["side"]] = wallet
-        if await _wallet_verified(services, wallet["wallet_address"], users[wallet["side"]]):
+        if aggregate.wallet_verified(wallet["wallet_address"], users[wallet["side"]]):
             outcome.verified_sides.append(wallet["side"])
         else:
             outcome.pending.append(wallet["side"].lower())
     if outcome.pending:
         return outcome
-    rows = (
-        await db.prepare("SELECT * FROM funds_requirements WHERE challenge_id = ? ORDER BY side, position")
-        .bind(challenge["id"])
-        .all()
-    )
-    requirements = [row for row in rows.results if row["side"] in sides]
+    requirements = [row for row in aggregate.funds_requirements if row["side"] in sides]
     if requirements:
         await _check_funds(services, challenge, requirements, outcome)
     return outcome
@@ -144,9 +121,6 @@ async def run(services: Services, challenge: dict[str, Any], *, sides: tuple[str
 async def _check_funds(
     services: Services, challenge: dict[str, Any], rows: list[dict[str, Any]], outcome: Outcome
 ) -> None:
-    from chain.networks import UnsupportedNetwork, network_by_name
-    from gatekeeper import funds
-
     env = services.env
     try:
         requirements = [
@@ -171,10 +145,10 @@ async def _check_funds(
     outcome.funds_results = list(results)
 
 
-async def apply_failure(services: Services, challenge: dict[str, Any], outcome: Outcome, principal: Principal) -> None:
+async def apply_failure(
+    services: Services, challenge: dict[str, Any], outcome: Outcome, principal: Principal
+) -> Aggregate | None:
     """A FAILED funds check cancels the challenge, keeping each requirement's PASSED/FAILED (never balances)."""
-    from challenges.lifecycle import actor, event_payload, with_deadline
-
     now = services.now()
     failed = [
         {"side": r.requirement["side"].lower(), "position": r.requirement["position"], "status": r.status}
@@ -191,4 +165,4 @@ async def apply_failure(services: Services, challenge: dict[str, Any], outcome: 
         ],
     )
     outcome.add_statements(services, change, now)
-    await transitions.apply(services.db, with_deadline(change, modes.CANCELLED), now)
+    return await transitions.apply(services.db, with_deadline(change, modes.CANCELLED), now)
