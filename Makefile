@@ -75,6 +75,7 @@ docs: $(PY_STAMP)
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/load.py
+roundtrips: install ; $(PY) bench/roundtrips.py  # issue 13: each endpoint's sequential D1 round trips
 
 clean:
 	rm -rf $(VENV) node_modules python_modules .wrangler .pytest_cache .coverage htmlcov
