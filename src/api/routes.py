@@ -105,6 +105,7 @@ ROUTES: list[Route] = [
         body=wallet_api.WalletVerify,
         response=wallet_api.WalletVerified,
         rate_limit="gatekeeper",
+        extra=wallet_api.VERIFY_EXTRA,
         errors=("E1003", "E1004", "E1005", "E1006", "E1007", "E1008", "E2004"),
     ),
     Route(

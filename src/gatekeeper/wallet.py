@@ -24,7 +24,7 @@ from core.clock import format_time
 from core.config import Env
 from core.errors import ApiError
 from core.ids import is_uuid4, new_id, random_hex
-from db.port import Database
+from db.port import Database, QueryResult, Statement
 from gatekeeper import messages, wallet_store
 from gatekeeper.wallet_store import ChallengeRow, LinkPlan
 
@@ -207,12 +207,14 @@ async def verify_challenge(
     caller_user_id: str | None,
     rpc_factory: RpcFactory,
     backend: RecoveryBackend | None = None,
+    preloaded: QueryResult | None = None,
 ) -> VerifiedWallet:
     """Check `signature` over the challenge's message and, if it is the first to do so, mark it VERIFIED.
 
     The wallet goes to the caller's user when a bearer is present (re-linked from another user if need
     be: the signature is fresh proof of the key), else to the user it already belongs to, else to a
-    user created for it. Raises ApiError with the SPEC §5 codes for every refusal.
+    user created for it. Raises ApiError with the SPEC §5 codes for every refusal. `preloaded` is the result of
+    wallet_store.challenge_statement when it already ran in the caller's auth batch (one round trip saved).
     """
     # Normalise before checking so an upper-case UUID finds its row; anything that is not a UUIDv4 is
     # "not found" rather than a validation error, so ids cannot be probed by their shape.
@@ -222,7 +224,7 @@ async def verify_challenge(
     # Fail on missing configuration before the challenge is used up, not after.
     env.hmac_secret()
 
-    row = await _load(db, cid)
+    row = await _load(db, cid, preloaded)
     _authorize(row, caller_user_id)
     await _ensure_pending(db, row, now)
     signature_type = await _authenticate(env, row, signature, rpc_factory, backend)
@@ -251,8 +253,17 @@ async def verify_challenge(
     raise ApiError("E9001", "The wallet is being verified concurrently; try again")
 
 
-async def _load(db: Database, challenge_id: str) -> ChallengeRow:
-    row = await wallet_store.load_challenge(db, challenge_id)
+def preload_statements(db: Database, challenge_id: object) -> list[Statement]:
+    """The verify's first read, for the auth batch: nothing when the id cannot name a challenge."""
+    if not isinstance(challenge_id, str) or not is_uuid4(challenge_id.strip().lower()):
+        return []
+    return [wallet_store.challenge_statement(db, challenge_id.strip().lower())]
+
+
+async def _load(db: Database, challenge_id: str, preloaded: QueryResult | None = None) -> ChallengeRow:
+    row = wallet_store.challenge_from(preloaded) if preloaded is not None else None
+    if row is None or row.id != challenge_id:
+        row = await wallet_store.load_challenge(db, challenge_id)
     if row is None:
         raise ApiError("E1003")
     return row

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import Field
 
 from chain.networks import Network
 from chain.provider import build_rpc_client
 from chain.rpc import JsonRpcClient
+from core.auth import PRELOAD, Caller
+from core.config import Env
 from core.context import RequestContext
+from core.errors import ApiError
 from core.flags import GATEKEEPER_V2
 from core.http import Request, Response
 from core.schemas import OutModel, StrictModel
+from db.port import Database, Statement
 from gatekeeper import wallet
 
 FLAG = GATEKEEPER_V2
@@ -97,6 +102,18 @@ async def create_challenge(request: Request, ctx: RequestContext) -> Response:
     return Response.json(created.model_dump(), 201)
 
 
+def _preload_verify(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    # With a bearer, the challenge read rides in the auth lookup's batch; a body that is not JSON reads nothing.
+    try:
+        body = request.json()
+    except (ApiError, ValueError):
+        return []
+    return wallet.preload_statements(db, body.get("challenge_id") if isinstance(body, dict) else None)
+
+
+VERIFY_EXTRA: dict[str, Any] = {PRELOAD: _preload_verify}
+
+
 async def verify(request: Request, ctx: RequestContext) -> Response:
     body: WalletVerify = ctx.body
 
@@ -111,6 +128,7 @@ async def verify(request: Request, ctx: RequestContext) -> Response:
         signature=body.signature,
         caller_user_id=_caller_user_id(ctx),
         rpc_factory=rpc_factory,
+        preloaded=ctx.principal.preloaded[0] if ctx.principal is not None and ctx.principal.preloaded else None,
     )
     # Never the session token: logs are not a place for bearer credentials.
     ctx.services.logger.info(

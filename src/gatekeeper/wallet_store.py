@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from core.clock import format_time
-from db.port import Database, Statement
+from db.port import Database, QueryResult, Statement
 from relay.outbox import event_statement
 
 # Wallet challenges past their expiry that one scheduled run marks EXPIRED.
@@ -60,19 +60,19 @@ async def insert_challenge(
     )
 
 
-async def load_challenge(db: Database, challenge_id: str) -> ChallengeRow | None:
-    """The challenge and the wallet's current owner in one round trip: D1 calls are network hops."""
-    row = await (
-        db.prepare(
-            "SELECT c.id, c.wallet_address, c.chain_id, c.requested_by, c.message, c.status, c.expires_at, "
-            "w.user_id AS owner_user_id FROM wallet_challenges AS c "
-            "LEFT JOIN wallets AS w ON w.address = c.wallet_address WHERE c.id = ?"
-        )
-        .bind(challenge_id)
-        .first()
-    )
-    if row is None:
+def challenge_statement(db: Database, challenge_id: str) -> Statement:
+    """The challenge and the wallet's current owner in one statement (it can ride in the auth batch)."""
+    return db.prepare(
+        "SELECT c.id, c.wallet_address, c.chain_id, c.requested_by, c.message, c.status, c.expires_at, "
+        "w.user_id AS owner_user_id FROM wallet_challenges AS c "
+        "LEFT JOIN wallets AS w ON w.address = c.wallet_address WHERE c.id = ?"
+    ).bind(challenge_id)
+
+
+def challenge_from(result: QueryResult) -> ChallengeRow | None:
+    if not result.results:
         return None
+    row = result.results[0]
     return ChallengeRow(
         id=row["id"],
         wallet_address=row["wallet_address"],
@@ -83,6 +83,11 @@ async def load_challenge(db: Database, challenge_id: str) -> ChallengeRow | None
         expires_at=row["expires_at"],
         owner_user_id=row["owner_user_id"],
     )
+
+
+async def load_challenge(db: Database, challenge_id: str) -> ChallengeRow | None:
+    """The challenge and the wallet's current owner in one round trip: D1 calls are network hops."""
+    return challenge_from(await challenge_statement(db, challenge_id).all())
 
 
 async def expire_challenge(db: Database, challenge_id: str) -> None:
