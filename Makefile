@@ -62,6 +62,7 @@ test-fast: $(PY_STAMP)
 lint: $(PY_STAMP)
 	$(PY) -m ruff check $(LINT_PATHS)
 	$(PY) -m ruff format --check $(LINT_PATHS)
+	$(PY) -m mypy
 
 fmt: $(PY_STAMP)
 	$(PY) -m ruff check --fix $(LINT_PATHS)

@@ -272,7 +272,7 @@ async def _propose(
     """A party's outcome: the other's same proposal → COMPLETED; a different one → DISPUTED; none → announced."""
     challenge = change.challenge
     proposals = aggregate.actions("RESOLVE")
-    theirs = proposals.get(other_party(challenge, user_id))
+    theirs = proposals.get(other_party(challenge, user_id) or "")
     if theirs is None and proposals.get(user_id) == outcome and challenge["proposed_by"] == user_id:
         return aggregate  # the same proposal again: already announced, and its window does not restart
     change.extra.append(party_action_statement(services, change, user_id, "RESOLVE", outcome, now))

@@ -154,8 +154,8 @@ def _parse(results: Sequence[QueryResult], *, detail: bool) -> list[Aggregate]:
                 funds_requirements=funds.get(challenge_id, []),
                 stakes=stakes.get(challenge_id, []),
                 slash_entries=slashes.get(challenge_id, []),
-                fire_config=(fire.get(challenge_id) or [None])[0],
-                enforced_config=(enforced.get(challenge_id) or [None])[0],
+                fire_config=_first(fire.get(challenge_id)),
+                enforced_config=_first(enforced.get(challenge_id)),
                 party_actions=party_actions,
                 verified_wallets=frozenset(
                     (row["wallet_address"], row["verified_user_id"]) for row in verified.get(challenge_id, [])
@@ -283,6 +283,10 @@ async def load_timeline(db: Database, challenge_id: str, principal: Principal | 
     )
 
 
+def _first(rows: list[Row] | None) -> Row | None:
+    return rows[0] if rows else None
+
+
 # -- the API view ------------------------------------------------------------------------------------------
 
 
@@ -297,10 +301,10 @@ def requirements_view(aggregate: Aggregate) -> dict[str, dict[str, Any]]:
             "funds_checks": [],
         }
     for check in aggregate.funds_requirements:
-        side = result.get(check["side"].lower())
-        if side is None:
+        checks = result.get(check["side"].lower())
+        if checks is None:
             continue
-        side["funds_checks"].append(
+        checks["funds_checks"].append(
             {
                 name: check[name]
                 for name in (

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,7 +114,9 @@ def with_deadline(change: Change, to_status: str) -> Change:
     return change
 
 
-def add_attestations(db: Database, change: Change, kind_terms: list[tuple[str, dict[str, Any]]], now: datetime) -> None:
+def add_attestations(
+    db: Database, change: Change, kind_terms: Sequence[tuple[str, dict[str, Any]]], now: datetime
+) -> None:
     """Store each (kind, terms) attestation with the change, guarded by it."""
     for kind, terms in kind_terms:
         change.extra.append(

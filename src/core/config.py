@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Protocol
 
 from core import flags
@@ -41,10 +42,11 @@ class Env:
             return default
         return flags.rollout_percent(raw) >= 100
 
-    def flag(self, name: str, subject: str = "") -> bool:
+    # builtins.*: inside the class, `bool` and `int` name the methods above.
+    def flag(self, name: str, subject: str = "") -> builtins.bool:
         return flags.is_enabled(name, self.get(name) or None, subject)
 
-    def secret(self, name: str, *, min_length: int = 1) -> str:
+    def secret(self, name: str, *, min_length: builtins.int = 1) -> str:
         """A required secret, or a clear 500 naming the variable (never its value)."""
         value = self.get(name)
         if len(value) < min_length:

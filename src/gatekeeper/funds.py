@@ -34,7 +34,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from chain import erc20
 from chain.address import InvalidAddress, normalize_address
@@ -82,7 +82,7 @@ __all__ = [
 AssetType = Literal["NATIVE", "ERC20"]
 FundsStatus = Literal["PASSED", "FAILED"]
 ASSET_TYPES: tuple[AssetType, ...] = ("NATIVE", "ERC20")
-PROOF_TYPE = "OPAQUE_V1"
+PROOF_TYPE: Final = "OPAQUE_V1"
 
 UINT256_LIMIT = 2**256
 MAX_AMOUNT_DIGITS = 78  # len(str(2**256 - 1))
