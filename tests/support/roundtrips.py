@@ -486,13 +486,18 @@ class CountingApi:
         headers: dict[str, str] | None = None,
     ) -> Answer:
         self.tally.reset()
-        body = None if method in {"GET", "DELETE", "HEAD"} else json if json is not None else {}
+        body = request_body(method, json)
         response = await self.client.request(method, path, json_body=body, token=token, headers=headers)
         if label is not None:
             self.counts[label] = self.tally.round_trips
             self.calls[label] = self.tally.describe()
             self.traces[label] = list(self.tally.calls)
         return Answer(response.status, _decode(response.body))
+
+
+def request_body(method: str, json: Any) -> Any:
+    """What the walk sends: no body on GET/DELETE/HEAD, else the given JSON or an empty object."""
+    return None if method in {"GET", "DELETE", "HEAD"} else json if json is not None else {}
 
 
 async def count_walk(db_path: Path, chain: Chain, clock: Clock | None = None) -> CountingApi:
@@ -542,7 +547,7 @@ class TimingApi:
         all_headers = dict(headers or {})
         if token is not None:
             all_headers["authorization"] = f"Bearer {token}"
-        body = None if method in {"GET", "DELETE", "HEAD"} else json if json is not None else {}
+        body = request_body(method, json)
         started = time.perf_counter()
         response = await self.http.request(method, path, json=body, headers=all_headers)
         elapsed = time.perf_counter() - started
