@@ -2,8 +2,15 @@
 
 import pytest
 
+from accounts.credentials import resolve_principal
+from api.routes import ROUTES
 from core import flags
+from core.app import App
 from core.config import Env
+from core.http import Response
+from core.routing import Route
+from local.asgi import AsgiAdapter
+from tests.support.client import ApiClient
 
 
 def test_all_flags_default_off():
@@ -39,18 +46,10 @@ def test_percentage_bounds():
 
 
 async def _flagged_client(services):
-    from core.app import App
-    from core.http import Response
-    from core.routing import Route
-    from local.asgi import AsgiAdapter
-    from tests.support.client import ApiClient
-
     async def handler(request, ctx):
         return Response.json({"ok": True})
 
-    from api.routes import ROUTES
-
-    app = App([*ROUTES, Route("GET", "/flagged", handler, flag=flags.GATEKEEPER_V2)])
+    app = App([*ROUTES, Route("GET", "/flagged", handler, flag=flags.GATEKEEPER_V2)], authenticate=resolve_principal)
     return ApiClient(AsgiAdapter(app, services))
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import Field
 
+from accounts.credentials import resolve_principal
 from api.routes import ROUTES
 from core.app import App
 from core.http import Response
@@ -37,7 +38,7 @@ def test_client(services):
         Route("GET", "/test/explode", explode),
         Route("GET", "/test/items/{item_id}/parts/{part_id}", lambda r, c: _params(r)),
     ]
-    return ApiClient(AsgiAdapter(App([*ROUTES, *extra]), services))
+    return ApiClient(AsgiAdapter(App([*ROUTES, *extra], authenticate=resolve_principal), services))
 
 
 async def _params(request):

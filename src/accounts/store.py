@@ -70,6 +70,43 @@ async def find_user_by_email(db: Database, email: str) -> User | None:
     return user_from(await db.prepare(f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?").bind(email).all())  # noqa: S608
 
 
+# -- credentials: the auth lookup's own statements (accounts.credentials runs them) -------------------------
+
+# The user of an unrevoked API key, as a subquery: a route's reads can name the caller before it is known.
+API_KEY_USER_SQL = "(SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL)"
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What a session token needs checked against the database: its wallet's current owner, and since when."""
+
+    wallet_owner: str | None
+    linked_at: str | None
+
+
+def api_key_statement(db: Database, key_hash: str) -> Statement:
+    return db.prepare("SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL").bind(key_hash)
+
+
+def api_key_user_from(result: QueryResult) -> str | None:
+    return result.results[0]["user_id"] if result.results else None
+
+
+def session_state_statement(db: Database, wallet_address: str | None, user_id: str | None) -> Statement:
+    """The session's user (no row: gone) and the current owner of its wallet, with when that owner got it."""
+    return db.prepare(
+        "SELECT w.user_id AS wallet_owner, w.linked_at FROM users AS u "
+        "LEFT JOIN wallets AS w ON w.address = ? WHERE u.id = ?"
+    ).bind(wallet_address, user_id)
+
+
+def session_state_from(result: QueryResult) -> SessionState | None:
+    if not result.results:
+        return None
+    row = result.results[0]
+    return SessionState(wallet_owner=row["wallet_owner"], linked_at=row["linked_at"])
+
+
 def insert_api_key_statement(
     db: Database, key_id: str, user_id: str, key_hash: str, key_prefix: str, now: datetime
 ) -> Statement:

@@ -6,6 +6,7 @@ import json
 from functools import lru_cache
 
 from accounts import handlers as accounts
+from accounts.credentials import resolve_principal
 from api import system
 from challenges import routes as challenge_routes
 from core.app import App
@@ -14,6 +15,7 @@ from core.http import Request, Response
 from core.routing import Route
 from gatekeeper import funds_api, wallet_api
 from relay import routes as relay_routes
+from relay.jobs import after_response
 
 
 @lru_cache(maxsize=1)
@@ -151,8 +153,6 @@ ROUTES.extend(relay_routes.ROUTES)
 
 
 def build_app() -> App:
-    from relay.jobs import after_response
-
     # Every successful write may have recorded events: their first delivery attempt starts right after
     # the response (ctx.waitUntil on Workers, a background task locally).
-    return App(ROUTES, after_write=after_response)
+    return App(ROUTES, authenticate=resolve_principal, after_write=after_response)

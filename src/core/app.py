@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from core import cors, ratelimit
-from core.auth import PRELOAD, require_admin, require_user, resolve_principal, route_preload
+from core.auth import PRELOAD, Authenticate, require_admin, require_user, route_preload
 from core.context import RequestContext, Services
 from core.errors import ApiError
 from core.http import MAX_BODY_BYTES, Request, Response
@@ -55,8 +55,16 @@ def session_start(request: Request) -> str:
 class App:
     """Dispatches requests to the route table; never lets an exception escape as anything but E9001."""
 
-    def __init__(self, routes: Sequence[Route], *, after_write: Callable[[Services], None] | None = None) -> None:
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        *,
+        authenticate: Authenticate,
+        after_write: Callable[[Services], None] | None = None,
+    ) -> None:
         self.router = Router(routes)
+        # Who is asking (accounts.credentials.resolve_principal): core knows no SQL of accounts.
+        self.authenticate = authenticate
         # Called after each successful write (e.g. start delivering the events it recorded); must not raise.
         self.after_write = after_write
 
@@ -127,7 +135,7 @@ class App:
             try:
                 # The route's own reads ride in the credential lookup's batch: one round trip for both.
                 extra = route_preload(route.extra.get(PRELOAD), services.env, services.db, request, now)
-                ctx.principal = await resolve_principal(services.env, services.db, authorization, now, extra=extra)
+                ctx.principal = await self.authenticate(services.env, services.db, authorization, now, extra)
             except ApiError as error:
                 principal_error = error
         if route.flag is not None:

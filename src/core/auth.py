@@ -6,12 +6,12 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from core.clock import format_time, parse_time, unix_seconds
+from core.clock import format_time, unix_seconds
 from core.config import Env
 from core.errors import ApiError
 from core.http import Request
@@ -61,7 +61,11 @@ class Caller:
 Preload = Callable[[Env, Database, Request, datetime, Caller], Sequence[Statement]]
 # A route asks for it with Route(extra={PRELOAD: builder}).
 PRELOAD = "preload"
-_API_KEY_USER_SQL = "(SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL)"
+# Resolves the caller (env, db, Authorization header, now, the route's bound Preload): None when anonymous,
+# 401 E9006 for bad credentials. The accounts package provides it (accounts.credentials); App is given it.
+Authenticate = Callable[
+    [Env, Database, str, datetime, Callable[[Caller], Sequence[Statement]] | None], Awaitable["Principal | None"]
+]
 
 
 def hash_api_key(api_key: str) -> str:
@@ -114,28 +118,6 @@ def verify_session(env: Env, token: str, now: datetime) -> Principal:
     return Principal("session", user_id, wallet, issued)
 
 
-# The session's user (no row: gone) and the current owner of its wallet, with when that owner got it.
-_SESSION_STATE_SQL = (
-    "SELECT w.user_id AS wallet_owner, w.linked_at FROM users AS u "
-    "LEFT JOIN wallets AS w ON w.address = ? WHERE u.id = ?"
-)
-
-
-def _wallet_moved(row: dict[str, Any], principal: Principal) -> bool:
-    """Re-linking a wallet to another user revokes the sessions it gave its old owner, for good.
-
-    A session whose wallet has no row is not revoked: no re-link ever happened to it.
-    """
-    owner = row["wallet_owner"]
-    if owner is None:
-        return False
-    if owner != principal.user_id:
-        return True
-    # Owned again after a round trip (A → B → A): sessions from before the latest link stay revoked.
-    linked_at = row["linked_at"]
-    return bool(linked_at) and unix_seconds(parse_time(linked_at)) > (principal.issued_at or 0)
-
-
 def bearer_token(authorization: str) -> str | None:
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -146,7 +128,7 @@ def bearer_token(authorization: str) -> str | None:
 def route_preload(
     builder: Preload | None, env: Env, db: Database, request: Request, now: datetime
 ) -> Callable[[Caller], Sequence[Statement]] | None:
-    """Binds a route's Preload (Route.extra[PRELOAD]) to this request, for resolve_principal(extra=...)."""
+    """Binds a route's Preload (Route.extra[PRELOAD]) to this request, for the Authenticate callable's `extra`."""
     if builder is None:
         return None
     return lambda caller: builder(env, db, request, now, caller)
@@ -159,62 +141,6 @@ async def preloaded_or_read(
     if principal.preloaded:
         return list(principal.preloaded)
     return await db.batch(list(statements(Caller.user(principal.user_id or ""))))
-
-
-async def _lookup(
-    db: Database, lookup: Statement, extra: Callable[[Caller], Sequence[Statement]] | None, caller: Caller
-) -> tuple[dict[str, Any] | None, tuple[QueryResult, ...]]:
-    """The credential's row, and the route's reads run in the same batch (one round trip either way)."""
-    if extra is None:
-        return await lookup.first(), ()
-    results = await db.batch([lookup, *extra(caller)])
-    rows = results[0].results
-    return (rows[0] if rows else None), tuple(results[1:])
-
-
-async def resolve_principal(
-    env: Env,
-    db: Database,
-    authorization: str,
-    now: datetime,
-    *,
-    extra: Callable[[Caller], Sequence[Statement]] | None = None,
-) -> Principal | None:
-    """None when no credentials were sent; 401 E9006 when they were sent but are not valid.
-
-    `extra` builds statements (reads) that run in the lookup's batch; their results come back on
-    Principal.preloaded, for a user's API key or session only (admin and anonymous callers read nothing).
-    """
-    if not authorization.strip():
-        return None
-    token = bearer_token(authorization)
-    if token is None:
-        raise ApiError("E9006", "Use 'Authorization: Bearer <token>'")
-    if not token.isascii():
-        # Every token this API issues is ASCII; other bytes would make compare_digest raise TypeError.
-        raise ApiError("E9006")
-    admin_token = env.get("ADMIN_TOKEN")
-    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
-        return Principal("admin")
-    if token.startswith(API_KEY_PREFIX):
-        key_hash = hash_api_key(token)
-        lookup = db.prepare("SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL").bind(key_hash)
-        row, preloaded = await _lookup(db, lookup, extra, Caller(_API_KEY_USER_SQL, (key_hash,)))
-        if row is None:
-            raise ApiError("E9006")
-        return Principal("api_key", row["user_id"], preloaded=preloaded)
-    if token.startswith(SESSION_PREFIX):
-        principal = verify_session(env, token, now)
-        # A session is stateless: a validly signed one can outlive its user (deleted, or a restored database),
-        # or its wallet's link to that user. One round trip answers both.
-        lookup = db.prepare(_SESSION_STATE_SQL).bind(principal.wallet_address, principal.user_id)
-        row, preloaded = await _lookup(db, lookup, extra, Caller.user(principal.user_id or ""))
-        if row is None:
-            raise ApiError("E9006")
-        if _wallet_moved(row, principal):
-            raise ApiError("E9006", "Session revoked: its wallet was linked to another account since")
-        return Principal("session", principal.user_id, principal.wallet_address, principal.issued_at, preloaded)
-    raise ApiError("E9006")
 
 
 def require_user(principal: Principal | None) -> Principal:
