@@ -38,3 +38,17 @@ CREATE TABLE contact_code_sends (
 );
 CREATE INDEX idx_contact_code_sends_user ON contact_code_sends(user_id, sent_at);
 CREATE INDEX idx_contact_code_sends_address ON contact_code_sends(address_hash, sent_at);
+
+-- Contacts recorded before this migration were never proved (PATCH /me took any address as given), and they
+-- cannot be told apart from an operator's: none may find or notify a user any more. Each becomes an expired
+-- pending claim, shown to its owner in GET /me, proved again by a new PATCH /me and its code. The code hash
+-- is all zeros, which no HMAC output matches.
+INSERT INTO contact_claims (user_id, channel, value, code_hash, attempts, delivery, expires_at, created_at)
+  SELECT id, 'email', email, '0000000000000000000000000000000000000000000000000000000000000000', 0, 'UNAVAILABLE',
+         strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+  FROM users WHERE email IS NOT NULL;
+INSERT INTO contact_claims (user_id, channel, value, code_hash, attempts, delivery, expires_at, created_at)
+  SELECT id, 'phone', phone, '0000000000000000000000000000000000000000000000000000000000000000', 0, 'UNAVAILABLE',
+         strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+  FROM users WHERE phone IS NOT NULL;
+UPDATE users SET email = NULL, phone = NULL WHERE email IS NOT NULL OR phone IS NOT NULL;
