@@ -13,14 +13,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import rfc8785
 
-from core.clock import format_time
-from core.ids import new_id, random_hex
-from db.port import Database, Statement
+from core.ids import random_hex
 
 PROOF_VERSION = "tattlehash.proof.v2"
 # Inputs written before private fields became commitments: they hold the description and user ids.
@@ -71,7 +68,7 @@ class Terms(dict[str, Any]):
     """A hash input (exactly what is published and hashed) plus the openings of its commitments.
 
     The openings are an attribute, not a key: they never enter the hash input or the proof, and
-    attestation_statement stores them server-side with the attestation.
+    the attestation row stores them server-side (stored_form).
     """
 
     def __init__(self, published: Mapping[str, Any], openings: Mapping[str, Opening] | None = None) -> None:
@@ -135,24 +132,9 @@ def _openings_json(terms: dict[str, Any]) -> str | None:
     return json.dumps({name: opening.as_dict() for name, opening in openings.items()}, separators=(",", ":"))
 
 
-def attestation_statement(
-    db: Database, challenge_id: str, kind: str, terms: dict[str, Any], now: datetime, guard: tuple[str, tuple[Any, ...]]
-) -> Statement:
-    """INSERT of one attestation row (hash, canonical input, openings), guarded to the state change it belongs to."""
-    guard_sql, guard_params = guard
-    return db.prepare(
-        "INSERT INTO attestations (id, challenge_id, kind, hash, canonical_input, openings, created_at) "
-        f"SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS ({guard_sql})"
-    ).bind(
-        new_id(),
-        challenge_id,
-        kind,
-        digest(terms),
-        canonical(terms).decode(),
-        _openings_json(terms),
-        format_time(now),
-        *guard_params,
-    )
+def stored_form(terms: dict[str, Any]) -> tuple[str, str, str | None]:
+    """What an attestation row keeps of `terms`: its hash, the canonical input hashed, the openings (JSON)."""
+    return digest(terms), canonical(terms).decode(), _openings_json(terms)
 
 
 def parse_input(text: str) -> Any:

@@ -210,56 +210,42 @@ async def create(
     challenge_id = new_id()
     stamp = format_time(now)
     statements: list[Statement] = [
-        db.prepare(
-            "INSERT INTO challenges (id, mode, status, version, title, description, creator_user_id,"
-            " counterparty_user_id, counterparty_wallet, expires_at, resolution_due_at, created_at, updated_at)"
-            " VALUES (?, ?, 'DRAFT', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ).bind(
-            challenge_id,
-            mode,
-            body.title,
-            body.description,
-            creator_id,
-            cp_user,
-            cp_wallet,
-            expires_at,
-            resolution_due_at,
-            stamp,
-            stamp,
+        store.challenge_insert(
+            db,
+            challenge_id=challenge_id,
+            mode=mode,
+            title=body.title,
+            description=body.description,
+            creator_user_id=creator_id,
+            counterparty_user_id=cp_user,
+            counterparty_wallet=cp_wallet,
+            expires_at=expires_at,
+            resolution_due_at=resolution_due_at,
+            stamp=stamp,
         )
     ]
     statements += _mode_config(db, env, challenge_id, body)
     for side_name, side in sides.items():
         statements.append(
-            db.prepare(
-                "INSERT INTO challenge_wallet_requirements (challenge_id, side, wallet_address, network)"
-                " VALUES (?, ?, ?, ?)"
-            ).bind(challenge_id, side_name, side["wallet_address"], side["network"])
+            store.wallet_requirement_insert(db, challenge_id, side_name, side["wallet_address"], side["network"])
         )
         for position, check in enumerate(side["funds_checks"]):
             statements.append(
-                db.prepare(
-                    "INSERT INTO funds_requirements (id, challenge_id, side, position, wallet_address, network,"
-                    " asset_type, token_address, min_balance, currency_symbol) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ).bind(
-                    new_id(),
-                    challenge_id,
-                    side_name,
-                    position,
-                    side["wallet_address"],
-                    side["network"],
-                    check["asset_type"],
-                    check["token_address"],
-                    check["min_balance"],
-                    check["currency_symbol"],
+                store.funds_requirement_insert(
+                    db,
+                    requirement_id=new_id(),
+                    challenge_id=challenge_id,
+                    side=side_name,
+                    position=position,
+                    wallet_address=side["wallet_address"],
+                    network=side["network"],
+                    asset_type=check["asset_type"],
+                    token_address=check["token_address"],
+                    min_balance=check["min_balance"],
+                    currency_symbol=check["currency_symbol"],
                 )
             )
-    statements.append(
-        db.prepare(
-            "INSERT INTO challenge_status_history (challenge_id, from_status, to_status, actor, reason, created_at)"
-            " VALUES (?, NULL, 'DRAFT', ?, 'created', ?)"
-        ).bind(challenge_id, f"user:{creator_id}", stamp)
-    )
+    statements.append(store.created_history_insert(db, challenge_id, f"user:{creator_id}", stamp))
     statements.append(
         event_statement(
             db,
@@ -270,8 +256,8 @@ async def create(
             user_id=creator_id,
         )
     )
-    results = await db.batch([*statements, *store.read_back(db, challenge_id)])
-    return challenge_id, store.parse_read_back(results)
+    _, created = await store.commit(db, statements, challenge_id)
+    return challenge_id, created
 
 
 def _mode_config(db: Database, env: Env, challenge_id: str, body: ChallengeCreate) -> list[Statement]:
@@ -283,7 +269,7 @@ def _mode_config(db: Database, env: Env, challenge_id: str, body: ChallengeCreat
         oracle = fire.oracle
         if fire.resolution_strategy == "ORACLE" and oracle is None:
             raise field_error("fire_config.oracle", "required for the ORACLE strategy")
-        oracle_values: tuple[Any, ...] = (None, None, None, None, None, None)
+        oracle_values: tuple[str | None, ...] = (None, None, None, None, None, None)
         if oracle is not None:
             feed = _address(oracle.feed_address, "fire_config.oracle.feed_address")
             try:
@@ -302,12 +288,21 @@ def _mode_config(db: Database, env: Env, challenge_id: str, body: ChallengeCreat
             except ValueError:
                 raise field_error("fire_config.oracle.resolve_after", "must be an RFC 3339 timestamp") from None
             oracle_values = (oracle.network, feed, oracle.comparator, oracle.threshold, resolve_after, resolve_after)
+        network, feed_address, comparator, threshold, resolve_at, next_check_at = oracle_values
         return [
-            db.prepare(
-                "INSERT INTO fire_configs (challenge_id, honesty_bond_amount, currency_code, resolution_strategy,"
-                " oracle_network, oracle_feed_address, oracle_comparator, oracle_threshold, oracle_resolve_after,"
-                " oracle_next_check_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ).bind(challenge_id, bond, fire.currency_code, fire.resolution_strategy, *oracle_values)
+            store.fire_config_insert(
+                db,
+                challenge_id=challenge_id,
+                honesty_bond_amount=bond,
+                currency_code=fire.currency_code,
+                resolution_strategy=fire.resolution_strategy,
+                oracle_network=network,
+                oracle_feed_address=feed_address,
+                oracle_comparator=comparator,
+                oracle_threshold=threshold,
+                oracle_resolve_after=resolve_at,
+                oracle_next_check_at=next_check_at,
+            )
         ]
     if body.mode == modes.ENFORCED:
         config = body.enforced_config
@@ -331,9 +326,14 @@ def _mode_config(db: Database, env: Env, challenge_id: str, body: ChallengeCreat
                 raise field_error("enforced_config.currency_code", "required with stake_amount")
             currency = config.currency_code
         return [
-            db.prepare(
-                "INSERT INTO enforced_configs (challenge_id, accept_timeout_seconds, response_timeout_seconds,"
-                " dispute_timeout_seconds, stake_amount, currency_code) VALUES (?, ?, ?, ?, ?, ?)"
-            ).bind(challenge_id, accept, response, dispute, stake, currency)
+            store.enforced_config_insert(
+                db,
+                challenge_id=challenge_id,
+                accept_timeout_seconds=accept,
+                response_timeout_seconds=response,
+                dispute_timeout_seconds=dispute,
+                stake_amount=stake,
+                currency_code=currency,
+            )
         ]
     return []

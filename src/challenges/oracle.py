@@ -45,14 +45,7 @@ async def _read(services: Services, config: dict[str, Any]) -> RoundData:
 
 
 def _clear_schedule(services: Services, change: Change) -> None:
-    change.extra.append(
-        transitions.guarded_update(
-            services.db,
-            change,
-            "UPDATE fire_configs SET oracle_next_check_at = NULL WHERE challenge_id = ?",
-            change.challenge["id"],
-        )
-    )
+    change.extra.append(store.oracle_unschedule(services.db, change.guard(), change.challenge["id"]))
 
 
 async def resolve_from_feed(services: Services, aggregate: Aggregate, actor: str) -> Aggregate | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from challenges import attestation, modes, stakes, transitions
+from challenges import attestation, modes, stakes, store, transitions
 from challenges.store import Aggregate
 from challenges.transitions import Change, event_payload, with_deadline
 from core.clock import format_time
@@ -22,16 +22,8 @@ def party_action_statement(
     services: Services, change: Change, user_id: str, action: str, payload: str | None, now: datetime
 ) -> Statement:
     """Record a party's latest `action` (COMPLETE, RESPOND, RESOLVE), only if the change wins."""
-    return transitions.guarded_insert(
-        services.db,
-        change,
-        "INSERT OR REPLACE INTO challenge_party_actions (challenge_id, user_id, action, payload, created_at)"
-        " SELECT ?, ?, ?, ?, ?",
-        change.challenge["id"],
-        user_id,
-        action,
-        payload,
-        format_time(now),
+    return store.party_action_upsert(
+        services.db, change.guard(), change.challenge["id"], user_id, action, payload, format_time(now)
     )
 
 

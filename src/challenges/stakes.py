@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from challenges import modes, settlement, transitions
+from challenges import modes, settlement, store
 from challenges.store import Aggregate
 from challenges.transitions import Change
 from core.clock import format_time
@@ -85,32 +85,29 @@ def hold_statements(
     stamp = format_time(now)
     challenge_id = change.challenge["id"]
     return stake_id, [
-        transitions.guarded_insert(
+        store.stake_insert(
             db,
-            change,
-            "INSERT INTO stakes (id, challenge_id, user_id, type, amount, currency_code, status, provider,"
-            " payment_reference, created_at) SELECT ?, ?, ?, ?, ?, ?, 'HELD', 'LEDGER', ?, ?",
-            stake_id,
-            challenge_id,
-            user_id,
-            stake_type,
-            str(amount),
-            currency,
-            reference,
-            stamp,
+            change.guard(),
+            stake_id=stake_id,
+            challenge_id=challenge_id,
+            user_id=user_id,
+            stake_type=stake_type,
+            amount=str(amount),
+            currency_code=currency,
+            payment_reference=reference,
+            stamp=stamp,
         ),
-        transitions.guarded_insert(
+        store.ledger_insert(
             db,
-            change,
-            "INSERT INTO ledger_entries (id, stake_id, challenge_id, entry_type, account, amount, currency_code,"
-            " created_at) SELECT ?, ?, ?, 'HOLD', ?, ?, ?, ?",
-            new_id(),
-            stake_id,
-            challenge_id,
-            ESCROW,
-            str(amount),
-            currency,
-            stamp,
+            change.guard(),
+            entry_id=new_id(),
+            stake_id=stake_id,
+            challenge_id=challenge_id,
+            entry_type="HOLD",
+            account=ESCROW,
+            amount=str(amount),
+            currency_code=currency,
+            stamp=stamp,
         ),
     ]
 
@@ -123,31 +120,20 @@ def end_statements(
     by_id = {stake["id"]: stake for stake in stakes}
     for end in ends:
         stake = by_id[end.stake_id]
-        change.extra.append(
-            transitions.guarded_update(
-                db,
-                change,
-                "UPDATE stakes SET status = ?, processed_at = ? WHERE id = ? AND status = 'HELD'",
-                end.status,
-                stamp,
-                end.stake_id,
-            )
-        )
+        change.extra.append(store.stake_end_update(db, change.guard(), end.stake_id, end.status, stamp))
         for entry in end.entries:
             change.extra.append(
-                transitions.guarded_insert(
+                store.ledger_insert(
                     db,
-                    change,
-                    "INSERT INTO ledger_entries (id, stake_id, challenge_id, entry_type, account, amount, currency_code,"
-                    " created_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?",
-                    new_id(),
-                    end.stake_id,
-                    change.challenge["id"],
-                    entry.entry_type,
-                    entry.account,
-                    str(entry.amount),
-                    stake["currency_code"],
-                    stamp,
+                    change.guard(),
+                    entry_id=new_id(),
+                    stake_id=end.stake_id,
+                    challenge_id=change.challenge["id"],
+                    entry_type=entry.entry_type,
+                    account=entry.account,
+                    amount=str(entry.amount),
+                    currency_code=stake["currency_code"],
+                    stamp=stamp,
                 )
             )
         payload = {

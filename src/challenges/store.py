@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -12,7 +12,7 @@ from challenges.attestation import AttestationRow, parse_openings
 from core.auth import Caller, Principal, preloaded_or_read
 from core.errors import ApiError
 from core.ids import is_uuid4
-from db.port import Database, QueryResult, Row, Statement
+from db.port import MAX_BOUND_PARAMETERS, Database, QueryResult, Row, Statement
 
 DEADLINE_COLUMNS = (
     "accept_deadline",
@@ -285,6 +285,455 @@ async def load_timeline(db: Database, challenge_id: str, principal: Principal | 
 
 def _first(rows: list[Row] | None) -> Row | None:
     return rows[0] if rows else None
+
+
+# -- writes: the statements an action's batch is made of ----------------------------------------------------
+#
+# Every write of the aggregate is built here. A write that belongs to a state change is guarded: it runs
+# only if that change's conditional UPDATE won its race (the challenge still carries the change's id).
+
+# SQL + params that hold only after a given change committed: the condition of guarded INSERT … WHERE EXISTS.
+Guard = tuple[str, tuple[Any, ...]]
+_GUARD = "SELECT 1 FROM challenges WHERE id = ? AND last_change_id = ?"
+
+# Columns a transition may set besides status/version/updated_at; names never come from input.
+UPDATABLE_COLUMNS = frozenset(
+    {
+        "counterparty_user_id",
+        "accepted_at",
+        "accept_deadline",
+        "verification_deadline",
+        "response_deadline",
+        "dispute_deadline",
+        "next_deadline_at",
+        "intent_locked_at",
+        "completed_at",
+        "outcome",
+        "proposed_outcome",
+        "proposed_by",
+        "proposed_at",
+        "proposal_event_id",
+        "resolution_data",
+        "initiator_hash",
+        "counter_hash",
+        "final_hash",
+    }
+)
+
+
+def guard(challenge_id: str, change_id: str) -> Guard:
+    """The guard of every write that depends on the change `change_id` of `challenge_id`."""
+    return _GUARD, (challenge_id, change_id)
+
+
+def _guarded_insert(db: Database, guarded_by: Guard, insert_sql: str, *values: Any) -> Statement:
+    """`insert_sql` is 'INSERT INTO t (cols) SELECT ?, ?, …' without a WHERE; it runs only if the change won."""
+    guard_sql, guard_params = guarded_by
+    return db.prepare(f"{insert_sql} WHERE EXISTS ({guard_sql})").bind(*values, *guard_params)
+
+
+def _guarded_update(db: Database, guarded_by: Guard, update_sql: str, *values: Any) -> Statement:
+    """`update_sql` is 'UPDATE t SET … WHERE …'; it gets AND EXISTS(guard) so it runs only if the change won."""
+    guard_sql, guard_params = guarded_by
+    return db.prepare(f"{update_sql} AND EXISTS ({guard_sql})").bind(*values, *guard_params)
+
+
+def transition_update(
+    db: Database,
+    challenge_id: str,
+    *,
+    from_status: str,
+    version: int,
+    to_status: str,
+    change_id: str,
+    stamp: str,
+    set_columns: dict[str, Any],
+) -> Statement:
+    """The conditional UPDATE of a change: it lands only on (status, version) as loaded, and marks the row with
+    the change's id (what its guarded writes check). ValueError for a column outside UPDATABLE_COLUMNS."""
+    unknown = set(set_columns) - UPDATABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    # Only names from UPDATABLE_COLUMNS are interpolated; every value is bound.
+    assignments = "".join(f", {name} = ?" for name in set_columns)
+    return db.prepare(
+        f"UPDATE challenges SET status = ?, version = version + 1, last_change_id = ?, updated_at = ?{assignments} "  # noqa: S608
+        "WHERE id = ? AND status = ? AND version = ?"
+    ).bind(to_status, change_id, stamp, *set_columns.values(), challenge_id, from_status, version)
+
+
+def history_insert(
+    db: Database,
+    guarded_by: Guard,
+    challenge_id: str,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    reason: str,
+    stamp: str,
+) -> Statement:
+    """One status history entry of a change."""
+    return _guarded_insert(
+        db,
+        guarded_by,
+        "INSERT INTO challenge_status_history (challenge_id, from_status, to_status, actor, reason, created_at) "
+        "SELECT ?, ?, ?, ?, ?, ?",
+        challenge_id,
+        from_status,
+        to_status,
+        actor,
+        reason,
+        stamp,
+    )
+
+
+def party_action_upsert(
+    db: Database, guarded_by: Guard, challenge_id: str, user_id: str, action: str, payload: str | None, stamp: str
+) -> Statement:
+    """A party's latest `action` (COMPLETE, RESPOND, RESOLVE), replacing its previous one."""
+    return _guarded_insert(
+        db,
+        guarded_by,
+        "INSERT OR REPLACE INTO challenge_party_actions (challenge_id, user_id, action, payload, created_at)"
+        " SELECT ?, ?, ?, ?, ?",
+        challenge_id,
+        user_id,
+        action,
+        payload,
+        stamp,
+    )
+
+
+def attestation_insert(
+    db: Database,
+    guarded_by: Guard,
+    *,
+    attestation_id: str,
+    challenge_id: str,
+    kind: str,
+    hash: str,
+    canonical_input: str,
+    openings: str | None,
+    stamp: str,
+) -> Statement:
+    """One attestation row (hash, canonical input, openings) of a change."""
+    return _guarded_insert(
+        db,
+        guarded_by,
+        "INSERT INTO attestations (id, challenge_id, kind, hash, canonical_input, openings, created_at) "
+        "SELECT ?, ?, ?, ?, ?, ?, ?",
+        attestation_id,
+        challenge_id,
+        kind,
+        hash,
+        canonical_input,
+        openings,
+        stamp,
+    )
+
+
+def stake_insert(
+    db: Database,
+    guarded_by: Guard,
+    *,
+    stake_id: str,
+    challenge_id: str,
+    user_id: str,
+    stake_type: str,
+    amount: str,
+    currency_code: str,
+    payment_reference: str | None,
+    stamp: str,
+) -> Statement:
+    """A HELD stake on the ledger provider."""
+    return _guarded_insert(
+        db,
+        guarded_by,
+        "INSERT INTO stakes (id, challenge_id, user_id, type, amount, currency_code, status, provider,"
+        " payment_reference, created_at) SELECT ?, ?, ?, ?, ?, ?, 'HELD', 'LEDGER', ?, ?",
+        stake_id,
+        challenge_id,
+        user_id,
+        stake_type,
+        amount,
+        currency_code,
+        payment_reference,
+        stamp,
+    )
+
+
+def stake_end_update(db: Database, guarded_by: Guard, stake_id: str, status: str, stamp: str) -> Statement:
+    """End a stake (RELEASED, SLASHED, REFUNDED): only from HELD, so it ends exactly once."""
+    return _guarded_update(
+        db,
+        guarded_by,
+        "UPDATE stakes SET status = ?, processed_at = ? WHERE id = ? AND status = 'HELD'",
+        status,
+        stamp,
+        stake_id,
+    )
+
+
+def ledger_insert(
+    db: Database,
+    guarded_by: Guard,
+    *,
+    entry_id: str,
+    stake_id: str,
+    challenge_id: str,
+    entry_type: str,
+    account: str,
+    amount: str,
+    currency_code: str,
+    stamp: str,
+) -> Statement:
+    """One ledger movement of (part of) a stake."""
+    return _guarded_insert(
+        db,
+        guarded_by,
+        "INSERT INTO ledger_entries (id, stake_id, challenge_id, entry_type, account, amount, currency_code,"
+        " created_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?",
+        entry_id,
+        stake_id,
+        challenge_id,
+        entry_type,
+        account,
+        amount,
+        currency_code,
+        stamp,
+    )
+
+
+def funds_result_update(
+    db: Database, guarded_by: Guard, requirement_id: str, status: str, attestation_id: str, stamp: str
+) -> Statement:
+    """A funds requirement's PASSED/FAILED with the attestation behind it (never the balance)."""
+    return _guarded_update(
+        db,
+        guarded_by,
+        "UPDATE funds_requirements SET status = ?, attestation_id = ?, checked_at = ? WHERE id = ?",
+        status,
+        attestation_id,
+        stamp,
+        requirement_id,
+    )
+
+
+def wallet_verified_update(db: Database, guarded_by: Guard, challenge_id: str, side: str) -> Statement:
+    """A side's wallet requirement is met (its wallet is verified by the side's own user)."""
+    return _guarded_update(
+        db,
+        guarded_by,
+        "UPDATE challenge_wallet_requirements SET wallet_status = 'VERIFIED' WHERE challenge_id = ? AND side = ?",
+        challenge_id,
+        side,
+    )
+
+
+def oracle_unschedule(db: Database, guarded_by: Guard, challenge_id: str) -> Statement:
+    """Stop the oracle job from checking the feed again (the change resolves or disputes the challenge)."""
+    return _guarded_update(
+        db,
+        guarded_by,
+        "UPDATE fire_configs SET oracle_next_check_at = NULL WHERE challenge_id = ?",
+        challenge_id,
+    )
+
+
+async def commit(db: Database, writes: Sequence[Statement], challenge_id: str) -> tuple[int, Aggregate | None]:
+    """Run `writes` and the aggregate's read-back as one batch (one round trip): the rows the first write
+    changed, and the aggregate as it stands after the batch."""
+    results = await db.batch([*writes, *read_back(db, challenge_id)])
+    return results[0].changes, parse_read_back(results)
+
+
+# -- creation: the rows of a new challenge (unguarded: the batch creates the row the guard would check) -------
+
+
+def challenge_insert(
+    db: Database,
+    *,
+    challenge_id: str,
+    mode: str,
+    title: str,
+    description: str | None,
+    creator_user_id: str,
+    counterparty_user_id: str | None,
+    counterparty_wallet: str | None,
+    expires_at: str | None,
+    resolution_due_at: str | None,
+    stamp: str,
+) -> Statement:
+    """A new challenge in DRAFT, version 0."""
+    return db.prepare(
+        "INSERT INTO challenges (id, mode, status, version, title, description, creator_user_id,"
+        " counterparty_user_id, counterparty_wallet, expires_at, resolution_due_at, created_at, updated_at)"
+        " VALUES (?, ?, 'DRAFT', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ).bind(
+        challenge_id,
+        mode,
+        title,
+        description,
+        creator_user_id,
+        counterparty_user_id,
+        counterparty_wallet,
+        expires_at,
+        resolution_due_at,
+        stamp,
+        stamp,
+    )
+
+
+def created_history_insert(db: Database, challenge_id: str, actor: str, stamp: str) -> Statement:
+    """The first history entry: NULL → DRAFT, 'created'."""
+    return db.prepare(
+        "INSERT INTO challenge_status_history (challenge_id, from_status, to_status, actor, reason, created_at)"
+        " VALUES (?, NULL, 'DRAFT', ?, 'created', ?)"
+    ).bind(challenge_id, actor, stamp)
+
+
+def wallet_requirement_insert(
+    db: Database, challenge_id: str, side: str, wallet_address: str, network: str
+) -> Statement:
+    """A side's wallet requirement (PENDING until its wallet is verified)."""
+    return db.prepare(
+        "INSERT INTO challenge_wallet_requirements (challenge_id, side, wallet_address, network) VALUES (?, ?, ?, ?)"
+    ).bind(challenge_id, side, wallet_address, network)
+
+
+def funds_requirement_insert(
+    db: Database,
+    *,
+    requirement_id: str,
+    challenge_id: str,
+    side: str,
+    position: int,
+    wallet_address: str,
+    network: str,
+    asset_type: str,
+    token_address: str | None,
+    min_balance: str,
+    currency_symbol: str | None,
+) -> Statement:
+    """One funds check of a side (PENDING until it runs)."""
+    return db.prepare(
+        "INSERT INTO funds_requirements (id, challenge_id, side, position, wallet_address, network,"
+        " asset_type, token_address, min_balance, currency_symbol) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ).bind(
+        requirement_id,
+        challenge_id,
+        side,
+        position,
+        wallet_address,
+        network,
+        asset_type,
+        token_address,
+        min_balance,
+        currency_symbol,
+    )
+
+
+def fire_config_insert(
+    db: Database,
+    *,
+    challenge_id: str,
+    honesty_bond_amount: str,
+    currency_code: str,
+    resolution_strategy: str,
+    oracle_network: str | None,
+    oracle_feed_address: str | None,
+    oracle_comparator: str | None,
+    oracle_threshold: str | None,
+    oracle_resolve_after: str | None,
+    oracle_next_check_at: str | None,
+) -> Statement:
+    """A FIRE challenge's config (bond, strategy, and its oracle when it resolves by ORACLE)."""
+    return db.prepare(
+        "INSERT INTO fire_configs (challenge_id, honesty_bond_amount, currency_code, resolution_strategy,"
+        " oracle_network, oracle_feed_address, oracle_comparator, oracle_threshold, oracle_resolve_after,"
+        " oracle_next_check_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ).bind(
+        challenge_id,
+        honesty_bond_amount,
+        currency_code,
+        resolution_strategy,
+        oracle_network,
+        oracle_feed_address,
+        oracle_comparator,
+        oracle_threshold,
+        oracle_resolve_after,
+        oracle_next_check_at,
+    )
+
+
+def enforced_config_insert(
+    db: Database,
+    *,
+    challenge_id: str,
+    accept_timeout_seconds: int,
+    response_timeout_seconds: int,
+    dispute_timeout_seconds: int,
+    stake_amount: str | None,
+    currency_code: str | None,
+) -> Statement:
+    """An ENFORCED challenge's config (timeouts, and the base stake if it takes one)."""
+    return db.prepare(
+        "INSERT INTO enforced_configs (challenge_id, accept_timeout_seconds, response_timeout_seconds,"
+        " dispute_timeout_seconds, stake_amount, currency_code) VALUES (?, ?, ?, ?, ?, ?)"
+    ).bind(
+        challenge_id,
+        accept_timeout_seconds,
+        response_timeout_seconds,
+        dispute_timeout_seconds,
+        stake_amount,
+        currency_code,
+    )
+
+
+# -- reads for other packages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parties:
+    """Who a challenge's parties are (the counterparty may not be known yet)."""
+
+    challenge_id: str
+    creator_user_id: str
+    counterparty_user_id: str | None
+
+    @property
+    def user_ids(self) -> set[str]:
+        return {user for user in (self.creator_user_id, self.counterparty_user_id) if user}
+
+
+async def parties_of(db: Database, challenge_id: str) -> Parties | None:
+    """A challenge's parties (gatekeeper.funds.ensure_challenge_access), or None when it does not exist."""
+    if not is_uuid4(challenge_id):
+        return None
+    found = await parties_of_many(db, [challenge_id])
+    return found.get(challenge_id)
+
+
+async def parties_of_many(db: Database, challenge_ids: Iterable[str]) -> dict[str, Parties]:
+    """The parties of each existing challenge among `challenge_ids` (relay.delivery's fan-out), by id; one
+    statement per MAX_BOUND_PARAMETERS ids, all in one batch (one round trip)."""
+    ids = sorted(set(challenge_ids))
+    if not ids:
+        return {}
+    statements = []
+    for start in range(0, len(ids), MAX_BOUND_PARAMETERS):
+        chunk = ids[start : start + MAX_BOUND_PARAMETERS]
+        marks = ", ".join("?" for _ in chunk)
+        statements.append(
+            db.prepare(
+                f"SELECT id, creator_user_id, counterparty_user_id FROM challenges WHERE id IN ({marks})"  # noqa: S608
+            ).bind(*chunk)
+        )
+    found: dict[str, Parties] = {}
+    for result in await db.batch(statements):
+        for row in result.results:
+            found[row["id"]] = Parties(row["id"], row["creator_user_id"], row["counterparty_user_id"])
+    return found
 
 
 # -- the API view ------------------------------------------------------------------------------------------

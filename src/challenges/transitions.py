@@ -19,31 +19,6 @@ from core.ids import new_id
 from db.port import Database, Statement
 from relay.outbox import event_statement
 
-# Columns a transition may set besides status/version/updated_at; names never come from input.
-UPDATABLE_COLUMNS = frozenset(
-    {
-        "counterparty_user_id",
-        "accepted_at",
-        "accept_deadline",
-        "verification_deadline",
-        "response_deadline",
-        "dispute_deadline",
-        "next_deadline_at",
-        "intent_locked_at",
-        "completed_at",
-        "outcome",
-        "proposed_outcome",
-        "proposed_by",
-        "proposed_at",
-        "proposal_event_id",
-        "resolution_data",
-        "initiator_hash",
-        "counter_hash",
-        "final_hash",
-    }
-)
-_GUARD = "SELECT 1 FROM challenges WHERE id = ? AND last_change_id = ?"
-
 
 @dataclass
 class Change:
@@ -66,9 +41,9 @@ class Change:
     # Ids to give events of these types, for rows that must point at them (a proposal at its announcement).
     event_ids: dict[str, str] = field(default_factory=dict)
 
-    def guard(self) -> tuple[str, tuple[Any, ...]]:
-        """SQL + params that hold only after this change committed: for guarded INSERT … WHERE EXISTS."""
-        return _GUARD, (self.challenge["id"], self.change_id)
+    def guard(self) -> store.Guard:
+        """What holds only after this change committed: the condition of every write that depends on it."""
+        return store.guard(self.challenge["id"], self.change_id)
 
 
 def actor(principal: Principal) -> str:
@@ -118,36 +93,27 @@ def add_attestations(
     db: Database, change: Change, kind_terms: Sequence[tuple[str, dict[str, Any]]], now: datetime
 ) -> None:
     """Store each (kind, terms) attestation with the change, guarded by it."""
+    stamp = format_time(now)
     for kind, terms in kind_terms:
+        hash_, canonical_input, openings = attestation.stored_form(terms)
         change.extra.append(
-            attestation.attestation_statement(db, change.challenge["id"], kind, terms, now, change.guard())
+            store.attestation_insert(
+                db,
+                change.guard(),
+                attestation_id=new_id(),
+                challenge_id=change.challenge["id"],
+                kind=kind,
+                hash=hash_,
+                canonical_input=canonical_input,
+                openings=openings,
+                stamp=stamp,
+            )
         )
 
 
-def guarded_insert(db: Database, change: Change, insert_sql: str, *values: Any) -> Statement:
-    """`insert_sql` is 'INSERT INTO t (cols) SELECT ?, ?, …' without a WHERE; it runs only if the change won."""
-    guard_sql, guard_params = change.guard()
-    return db.prepare(f"{insert_sql} WHERE EXISTS ({guard_sql})").bind(*values, *guard_params)
-
-
-def guarded_update(db: Database, change: Change, update_sql: str, *values: Any) -> Statement:
-    """`update_sql` is 'UPDATE t SET … WHERE …'; it gets AND EXISTS(guard) so it runs only if the change won."""
-    guard_sql, guard_params = change.guard()
-    return db.prepare(f"{update_sql} AND EXISTS ({guard_sql})").bind(*values, *guard_params)
-
-
 def _history(db: Database, change: Change, from_status: str, to_status: str, stamp: str) -> Statement:
-    return guarded_insert(
-        db,
-        change,
-        "INSERT INTO challenge_status_history (challenge_id, from_status, to_status, actor, reason, created_at) "
-        "SELECT ?, ?, ?, ?, ?, ?",
-        change.challenge["id"],
-        from_status,
-        to_status,
-        change.actor,
-        change.reason,
-        stamp,
+    return store.history_insert(
+        db, change.guard(), change.challenge["id"], from_status, to_status, change.actor, change.reason, stamp
     )
 
 
@@ -161,23 +127,16 @@ def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
             raise ApiError(
                 "E3014", f"{mode} challenge cannot move from {before} to {after}", {"from": before, "to": after}
             )
-    unknown = set(change.set_columns) - UPDATABLE_COLUMNS
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
     stamp = format_time(now)
-    final_status = path[-1]
-    assignments = "".join(f", {name} = ?" for name in change.set_columns)
-    update = db.prepare(
-        f"UPDATE challenges SET status = ?, version = version + 1, last_change_id = ?, updated_at = ?{assignments} "  # noqa: S608
-        "WHERE id = ? AND status = ? AND version = ?"
-    ).bind(
-        final_status,
-        change.change_id,
-        stamp,
-        *change.set_columns.values(),
+    update = store.transition_update(
+        db,
         challenge["id"],
-        current,
-        challenge["version"],
+        from_status=current,
+        version=challenge["version"],
+        to_status=path[-1],
+        change_id=change.change_id,
+        stamp=stamp,
+        set_columns=change.set_columns,
     )
     batch: list[Statement] = [update]
     for before, after in itertools.pairwise(path):
@@ -208,12 +167,11 @@ async def apply(db: Database, change: Change, now: datetime) -> Aggregate | None
 
     409 E3014 when another request moved the challenge first.
     """
-    writes = statements(db, change, now)
-    results = await db.batch([*writes, *store.read_back(db, change.challenge["id"])])
-    if results[0].changes != 1:
+    changed, after = await store.commit(db, statements(db, change, now), change.challenge["id"])
+    if changed != 1:
         raise ApiError(
             "E3014",
             "The challenge changed while this request was processed; reload and retry",
             {"status": change.challenge["status"]},
         )
-    return store.parse_read_back(results)
+    return after

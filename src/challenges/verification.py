@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from chain.networks import UnsupportedNetwork, network_by_name
-from challenges import modes, transitions
+from challenges import modes, store, transitions
 from challenges.store import Aggregate
 from challenges.transitions import Change, actor, event_payload, with_deadline
 from core.auth import Principal
@@ -71,27 +71,12 @@ class Outcome:
         )
         for result in self.results:
             change.extra.append(
-                transitions.guarded_update(
-                    db,
-                    change,
-                    "UPDATE funds_requirements SET status = ?, attestation_id = ?, checked_at = ? WHERE id = ?",
-                    result.status,
-                    result.attestation_id,
-                    stamp,
-                    result.requirement["id"],
+                store.funds_result_update(
+                    db, change.guard(), result.requirement["id"], result.status, result.attestation_id, stamp
                 )
             )
         for side in self.verified_sides:
-            change.extra.append(
-                transitions.guarded_update(
-                    db,
-                    change,
-                    "UPDATE challenge_wallet_requirements SET wallet_status = 'VERIFIED'"
-                    " WHERE challenge_id = ? AND side = ?",
-                    change.challenge["id"],
-                    side,
-                )
-            )
+            change.extra.append(store.wallet_verified_update(db, change.guard(), change.challenge["id"], side))
 
 
 async def run(services: Services, aggregate: Aggregate, *, sides: tuple[str, ...]) -> Outcome:
