@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from challenges.oracle import resolve_due
 from challenges.timeouts import expire_due
+from core import idempotency
 from core.context import Services
 from gatekeeper import wallet
 from relay import jobs as relay_jobs
@@ -44,6 +45,7 @@ JOBS: dict[str, Job] = {
     "challenge_timeouts": challenge_timeouts,
     "oracle_resolutions": oracle_resolutions,
     "relay_dispatch": relay_dispatch,
+    "expire_idempotency_keys": idempotency.expire_keys,
 }
 
 

@@ -152,10 +152,12 @@ async def create(
     creator_id: str,
     body: ChallengeCreate,
     known_users: set[str] | None = None,
+    challenge_id: str | None = None,
 ) -> tuple[str, Aggregate | None]:
     """Validate and insert; returns the new challenge id and its aggregate, read back by the inserting batch.
 
-    Nothing is written when anything is invalid.
+    Nothing is written when anything is invalid. `challenge_id` is the new challenge's id when the caller
+    needs it before the write (an Idempotency-Key's claim names it); otherwise a new one.
     """
     mode = body.mode
     if mode not in modes.MODES:
@@ -207,7 +209,7 @@ async def create(
     expires_at = _future_time(body.expires_at, "expires_at", now)
     resolution_due_at = _future_time(body.resolution_due_at, "resolution_due_at", now)
 
-    challenge_id = new_id()
+    challenge_id = challenge_id or new_id()
     stamp = format_time(now)
     statements: list[Statement] = [
         store.challenge_insert(

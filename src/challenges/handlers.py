@@ -15,8 +15,8 @@ from core.config import Env
 from core.context import RequestContext
 from core.errors import ApiError
 from core.http import Request, Response
-from core.idempotency import idempotent
-from core.ids import is_uuid4
+from core.idempotency import idempotent, with_key_lookup
+from core.ids import is_uuid4, new_id
 from core.validation import page_limit
 from db.port import Database, Statement
 
@@ -63,8 +63,9 @@ def preload_create(env: Env, db: Database, request: Request, now: datetime, call
     return [store.users_statement(db, users)] if users else []
 
 
-CREATE_EXTRA: dict[str, Any] = {PRELOAD: preload_create}
+CREATE_EXTRA: dict[str, Any] = {PRELOAD: with_key_lookup(preload_create)}
 CHALLENGE_EXTRA: dict[str, Any] = {PRELOAD: preload_challenge}
+STAKE_EXTRA: dict[str, Any] = {PRELOAD: with_key_lookup(preload_challenge)}
 TIMELINE_EXTRA: dict[str, Any] = {PRELOAD: preload_timeline}
 LIST_EXTRA: dict[str, Any] = {PRELOAD: preload_list}
 
@@ -80,14 +81,30 @@ async def _respond(ctx: RequestContext, challenge_id: str, after: Aggregate | No
 async def create_challenge(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     body: ChallengeCreate = ctx.body
+    # Known before the write, so an Idempotency-Key's claim (committed with it) can name it.
+    challenge_id = new_id()
 
     async def run() -> Response:
         # The auth batch answered which named users exist; without it (admin, none named) create reads itself.
-        known = {row["id"] for row in principal.preloaded[0].results} if principal.preloaded else None
-        challenge_id, created = await creation.create(ctx.db, ctx.env, ctx.now(), principal.user_id or "", body, known)
+        caller = ctx.principal or principal
+        known = {row["id"] for row in caller.preloaded[0].results} if caller.preloaded else None
+        _, created = await creation.create(
+            ctx.db, ctx.env, ctx.now(), principal.user_id or "", body, known, challenge_id=challenge_id
+        )
         return await _respond(ctx, challenge_id, created, 201)
 
-    return await idempotent(request, ctx, run)
+    return await idempotent(
+        request, ctx, run, success_status=201, resource_id=challenge_id, rebuild=_rebuilder(ctx, 201)
+    )
+
+
+def _rebuilder(ctx: RequestContext, status: int) -> Callable[[str], Awaitable[Response]]:
+    """Answers an Idempotency-Key replay whose stored answer was lost: the challenge as it stands."""
+
+    async def rebuild(challenge_id: str) -> Response:
+        return await _respond(ctx, challenge_id, None, status)
+
+    return rebuild
 
 
 async def get_challenge(request: Request, ctx: RequestContext) -> Response:
@@ -126,7 +143,7 @@ async def list_challenges(request: Request, ctx: RequestContext) -> Response:
 
 async def challenge_events(request: Request, ctx: RequestContext) -> Response:
     _, timeline = await store.load_timeline(ctx.db, request.path_params["challenge_id"], ctx.principal)
-    return Response.json({"history": timeline.history, "events": timeline.events})
+    return Response.json({"history": store.history_view(timeline), "events": timeline.events})
 
 
 Action = Callable[..., Awaitable[Aggregate | None]]
@@ -151,14 +168,19 @@ def action_handler(
 
 async def stake(request: Request, ctx: RequestContext) -> Response:
     """Hold a stake; honours Idempotency-Key so a retried payment call never stakes twice."""
-    principal = require_user(ctx.principal)
+    require_user(ctx.principal)
     body: StakeBody = ctx.body
+    challenge_id = request.path_params["challenge_id"]
 
     async def run() -> Response:
-        aggregate = await store.load_visible(ctx.db, request.path_params["challenge_id"], principal)
+        # ctx.principal, not the one above: idempotent() took its own result off the preloaded reads.
+        principal = require_user(ctx.principal)
+        aggregate = await store.load_visible(ctx.db, challenge_id, principal)
         after = await bonded.stake(
             ctx.services, aggregate, principal, body.type, body.amount, body.currency_code, body.payment_reference
         )
         return await _respond(ctx, aggregate.id, after)
 
-    return await idempotent(request, ctx, run)
+    return await idempotent(
+        request, ctx, run, success_status=200, resource_id=challenge_id, rebuild=_rebuilder(ctx, 200)
+    )

@@ -171,7 +171,7 @@ ROUTES: list[Route] = [
         response=ChallengeOut,
         rate_limit="challenges",
         errors=("E3010", "E3013", "E3014", "E4003", "E5011", "E5012", "E9007", "E9009"),
-        extra=handlers.CHALLENGE_EXTRA,
+        extra=handlers.STAKE_EXTRA,
     ),
     Route(
         "GET",

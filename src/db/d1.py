@@ -65,12 +65,13 @@ def _translate(error: Exception) -> DatabaseError:
 class D1Statement:
     """A statement of the JS binding, bound lazily so the parameters can be checked first."""
 
-    def __init__(self, js_statement: Any, params: tuple[Any, ...] = ()) -> None:
+    def __init__(self, js_statement: Any, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._js_statement = js_statement
+        self.sql = sql
         self.params = params
 
     def bind(self, *params: Any) -> D1Statement:
-        return D1Statement(self._js_statement, check_params(params))
+        return D1Statement(self._js_statement, self.sql, check_params(params))
 
     def js(self) -> Any:
         null = _js_null()
@@ -118,7 +119,7 @@ class D1Database:
         return self._session if self._session is not None else self._binding
 
     def prepare(self, sql: str) -> D1Statement:
-        return D1Statement(self._target().prepare(sql))
+        return D1Statement(self._target().prepare(sql), sql)
 
     async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
         target = self._target()

@@ -45,6 +45,9 @@ class QueryResult:
 class Statement(Protocol):
     """A prepared statement; bind() returns a statement with the parameters attached."""
 
+    # The SQL text as prepared: what tells a write from a read (see writes()), and names it in traces.
+    sql: str
+
     def bind(self, *params: Any) -> Statement: ...
 
     async def first(self, column: str | None = None) -> Any: ...
@@ -71,6 +74,14 @@ class Database(Protocol):
     def with_session(self, constraint_or_bookmark: str | None = None) -> Database: ...
 
     def bookmark(self) -> str | None: ...
+
+
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def writes(statement: Statement) -> bool:
+    """Whether the statement changes data: its SQL starts with a write verb (no statement here starts with WITH)."""
+    return statement.sql.lstrip().upper().startswith(_WRITE_VERBS)
 
 
 def is_session_start(value: str) -> bool:

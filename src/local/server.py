@@ -13,8 +13,10 @@ from core.logging import Logger
 from core.ratelimit import SlidingWindowLimiter
 from db import migrations
 from db.sqlite import SqliteDatabase
+from local import faults
 from local.asgi import AsgiAdapter
 from local.config import LocalConfig
+from local.faults import CrashingDatabase, CrashPoint
 
 
 def open_database(path: Path, migrations_dir: Path, *, latency_seconds: float = 0.0) -> SqliteDatabase:
@@ -34,9 +36,10 @@ def build_services(
     env = Env({**config.vars, **(extra_vars or {})})
     latency = env.int("LOCAL_D1_LATENCY_MS", 0) / 1000
     database = open_database(config.database_path, config.migrations_dir, latency_seconds=latency)
+    crash = CrashPoint.parse(env.get(faults.VARIABLE))
     return Services(
         env=env,
-        db=database,
+        db=CrashingDatabase(database, crash) if crash is not None else database,
         clock=clock or SystemClock(),
         logger=logger or Logger(),
         rate_limiter=SlidingWindowLimiter(),
