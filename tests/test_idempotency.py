@@ -228,3 +228,36 @@ async def test_keyed_writes_take_the_same_round_trips_as_unkeyed_ones(client, se
     )
     assert replayed.headers["idempotent-replayed"] == "true" and replayed.json() == staked.json()
     assert tally.round_trips <= 2, tally.describe()
+
+
+@pytest.mark.slow
+def test_keys_replay_in_both_runtimes(live_server):
+    """The claim rides in the D1 binding's batch (workerd) as in SQLite's; the answer is stored after it."""
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        issued = [http.post("/admin/api-keys", json={"email": f"both-{n}@example.com"}, headers=admin) for n in (1, 2)]
+        (_, creator), (counterparty_id, _) = ((i.json()["user_id"], i.json()["api_key"]) for i in issued)
+        auth = {"authorization": f"Bearer {creator}"}
+        fire = {
+            "mode": "FIRE",
+            "title": "keyed in both runtimes",
+            "counterparty_user_id": counterparty_id,
+            "fire_config": {"honesty_bond_amount": BOND, "currency_code": "USDC", "resolution_strategy": "MODERATOR"},
+        }
+        created = [http.post("/challenges", json=fire, headers={**auth, "idempotency-key": "both-1"}) for _ in (1, 2)]
+        assert [response.status_code for response in created] == [201, 201], created[1].text
+        assert created[1].headers["idempotent-replayed"] == "true"
+        assert created[0].json() == created[1].json()
+        challenge_id = created[0].json()["id"]
+        assert http.post(f"/challenges/{challenge_id}/send", headers=auth).status_code == 200
+        bond = {"type": "HONESTY_BOND", "amount": BOND, "currency_code": "USDC"}
+        stakes = [
+            http.post(f"/challenges/{challenge_id}/stake", json=bond, headers={**auth, "idempotency-key": "both-2"})
+            for _ in (1, 2)
+        ]
+        assert [response.status_code for response in stakes] == [200, 200], stakes[1].text
+        assert stakes[1].headers["idempotent-replayed"] == "true"
+        assert [stake["status"] for stake in stakes[1].json()["stakes"]] == ["HELD"]
+        other = http.post(f"/challenges/{challenge_id}/stake", json={**bond, "amount": "1"},
+                          headers={**auth, "idempotency-key": "both-2"})  # fmt: skip
+        assert (other.status_code, other.json()["error"]["code"]) == (409, "E9009")
