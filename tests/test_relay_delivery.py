@@ -16,6 +16,7 @@ from core.clock import format_time, parse_time
 from core.context import Services
 from relay import delivery
 from relay.jobs import after_response, dispatch_pending
+from relay.store import DeliveryKey
 from tests import test_relay_support as support
 from tests.conftest import MIGRATIONS
 from tests.test_relay_support import (
@@ -303,15 +304,16 @@ async def test_an_expired_lease_is_taken_over_and_the_late_record_is_ignored(cli
     await solo(client, token)
     await delivery.fan_out(services)
     (row,) = await rows(services, "SELECT * FROM webhook_deliveries WHERE endpoint_id = ?", endpoint["id"])
+    key = DeliveryKey(row["id"], row["endpoint_id"], row["attempt_count"], row["next_attempt_at"])
     # A run claims the delivery and then dies before recording anything.
-    assert await delivery.claim(services.db, row, "crashed-run", clock.now(), 40)
+    assert await delivery.claim(services.db, key, "crashed-run", clock.now(), 40)
     assert (await dispatch_pending(services))["webhooks_delivered"] == 0
     assert receiver.received == []
     clock.advance(41)
     assert (await dispatch_pending(services))["webhooks_delivered"] == 1
     # The crashed run waking up late cannot record a second attempt or overwrite the outcome.
     late = delivery.judge(1, clock.now(), delivery.HttpResult(500, 5), clock.now())
-    results = await services.db.batch(delivery.record_statements(services.db, row, "crashed-run", late, clock.now()))
+    results = await services.db.batch(delivery.record_statements(services.db, key, "crashed-run", late, clock.now()))
     assert [result.changes for result in results] == [0, 0]
     (stored,) = await deliveries_of(services, endpoint["id"])
     assert stored["status"] == "DELIVERED" and len(await attempts_of(services, stored["id"])) == 1

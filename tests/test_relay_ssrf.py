@@ -352,7 +352,8 @@ def test_migration_0009_rewrites_stored_errors_to_reasons(tmp_path):
                 (f"a{index}", f"d{index}", text),
             )
 
-    assert migrations.apply(database, MIGRATIONS)[-1].startswith("0009")
+    # Later migrations may follow; 0009 must be among those applied now.
+    assert any(name.startswith("0009") for name in migrations.apply(database, MIGRATIONS))
 
     with sqlite.connect(tmp_path / "db.sqlite") as connection:
         attempts = dict(connection.execute("SELECT id, error FROM webhook_attempts").fetchall())

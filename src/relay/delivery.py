@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 
@@ -17,10 +16,11 @@ from core.clock import format_time, unix_seconds
 from core.context import Services
 from core.errors import ApiError
 from core.ids import new_id
-from db.port import MAX_BOUND_PARAMETERS, Database, DatabaseError, Statement
-from relay import notify, secretbox, signing, transport
+from db.port import Database, DatabaseError, Statement
+from relay import notify, secretbox, signing, store, transport
 from relay.queues import drain_in_order
 from relay.secretbox import KeyRing
+from relay.store import AttemptRecord, DeliveryKey, QueuedDelivery
 from relay.transport import (
     DEFAULT_TIMEOUT_SECONDS,
     MAX_RESPONSE_BYTES,
@@ -30,7 +30,7 @@ from relay.transport import (
     retry_after_seconds,
     timeout_setting,
 )
-from relay.webhooks import parse_event_types, signing_secrets, validate_url
+from relay.webhooks import signing_secrets, validate_url
 
 # The guarded transport dials sockets itself: CPython only. On Workers, fetch() makes every connection.
 if sys.platform != "emscripten":
@@ -59,72 +59,6 @@ def backoff(
 # ---- fan-out: undispatched events → webhook_deliveries + notifications, then mark dispatched (one batch)
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-async def _select_in(db: Database, sql: str, values: Iterable[Any], fixed: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Run `sql` (with one `{marks}` placeholder) over chunks of `values`, inside D1's bound-parameter limit."""
-    rows: list[dict[str, Any]] = []
-    for chunk in _chunks(sorted(set(values)), MAX_BOUND_PARAMETERS - len(fixed) - 1):
-        marks = ", ".join("?" for _ in chunk)
-        rows += (await db.prepare(sql.format(marks=marks)).bind(*fixed, *chunk).all()).results
-    return rows
-
-
-def _multi_insert(
-    db: Database, head: str, tail: str, fixed: Sequence[Any], rows: Sequence[tuple[Any, ...]]
-) -> list[Statement]:
-    """Multi-row `INSERT … SELECT … FROM (VALUES …)` statements, each inside the bound-parameter limit."""
-    if not rows:
-        return []
-    width = len(rows[0])
-    per_statement = (MAX_BOUND_PARAMETERS - len(fixed)) // width
-    statements = []
-    for chunk in _chunks(rows, per_statement):
-        values = ", ".join("(" + ", ".join("?" for _ in range(width)) + ")" for _ in chunk)
-        params = [value for row in chunk for value in row]
-        statements.append(db.prepare(f"{head} FROM (VALUES {values}) AS v {tail}").bind(*fixed, *params))
-    return statements
-
-
-def _delivery_inserts(db: Database, stamp: str, rows: Sequence[tuple[str, str, str]]) -> list[Statement]:
-    return _multi_insert(
-        db,
-        "INSERT OR IGNORE INTO webhook_deliveries (id, endpoint_id, event_id, status, attempt_count,"
-        " next_attempt_at, created_at, updated_at) SELECT v.column1, v.column2, v.column3, 'PENDING', 0, ?, ?, ?",
-        # Skips endpoints deleted or disabled since they were read, so no delivery outlives its endpoint.
-        "WHERE EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = v.column2 AND w.status = 'ACTIVE')",
-        (stamp, stamp, stamp),
-        rows,
-    )
-
-
-def _notification_inserts(db: Database, stamp: str, rows: Sequence[tuple[str, str, str, str, str]]) -> list[Statement]:
-    return _multi_insert(
-        db,
-        "INSERT OR IGNORE INTO notifications (id, event_id, user_id, channel, template, status, attempt_count,"
-        " next_attempt_at, created_at, updated_at)"
-        " SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'PENDING', 0, ?, ?, ?",
-        "",
-        (stamp, stamp, stamp),
-        rows,
-    )
-
-
-def _mark_dispatched(db: Database, stamp: str, event_ids: Sequence[str]) -> list[Statement]:
-    statements = []
-    for chunk in _chunks(event_ids, MAX_BOUND_PARAMETERS - 1):
-        marks = ", ".join("?" for _ in chunk)
-        statements.append(
-            db.prepare(
-                f"UPDATE events SET dispatched_at = ? WHERE dispatched_at IS NULL AND id IN ({marks})"  # noqa: S608
-            ).bind(stamp, *chunk)
-        )
-    return statements
-
-
 @dataclass
 class _Plan:
     event_id: str
@@ -139,61 +73,36 @@ async def fan_out(services: Services, *, limit: int = FANOUT_LIMIT) -> dict[str,
     only if still unmarked, so two dispatchers reading the same events write each row once.
     """
     db, env = services.db, services.env
-    events = (
-        await db.prepare(
-            "SELECT id, type, challenge_id, user_id FROM events WHERE dispatched_at IS NULL ORDER BY created_at, rowid"
-            " LIMIT ?"
-        )
-        .bind(limit)
-        .all()
-    ).results
+    events = await store.undispatched_events(db, limit)
     if not events:
         return {"events": 0, "deliveries": 0, "notifications": 0}
-    challenges = {
-        row["id"]: row
-        for row in await _select_in(
-            db,
-            "SELECT id, creator_user_id, counterparty_user_id FROM challenges WHERE id IN ({marks})",
-            (event["challenge_id"] for event in events if event["challenge_id"]),
-        )
-    }
+    challenges = await store.challenge_parties(db, (event.challenge_id for event in events if event.challenge_id))
     audiences: dict[str, set[str]] = {}
     recipients: dict[str, list[str]] = {}
     for event in events:
-        challenge = challenges.get(event["challenge_id"])
-        parties = {challenge["creator_user_id"], challenge["counterparty_user_id"]} if challenge else set()
-        audiences[event["id"]] = {user for user in (*parties, event["user_id"]) if user}
-        recipients[event["id"]] = notify.recipients(event["type"], challenge)
-    endpoints: dict[str, list[dict[str, Any]]] = {}
-    for row in await _select_in(
-        db,
-        "SELECT id, user_id, event_types FROM webhook_endpoints WHERE status = 'ACTIVE' AND user_id IN ({marks})"
-        " ORDER BY created_at, id",
-        (user for users in audiences.values() for user in users if env.flag(flags.WEBHOOKS, user)),
-    ):
-        endpoints.setdefault(row["user_id"], []).append(row)
-    contacts = {
-        row["id"]: row
-        for row in await _select_in(
-            db,
-            "SELECT id, email, phone FROM users WHERE id IN ({marks})",
-            (user for users in recipients.values() for user in users if env.flag(flags.NOTIFICATIONS, user)),
-        )
-    }
+        challenge = challenges.get(event.challenge_id or "")
+        parties = {challenge.creator_user_id, challenge.counterparty_user_id} if challenge else set()
+        audiences[event.id] = {user for user in (*parties, event.user_id) if user}
+        recipients[event.id] = notify.recipients(event.type, challenge)
+    endpoints = await store.active_endpoints(
+        db, (user for users in audiences.values() for user in users if env.flag(flags.WEBHOOKS, user))
+    )
+    contacts = await store.contacts(
+        db, (user for users in recipients.values() for user in users if env.flag(flags.NOTIFICATIONS, user))
+    )
     plans = []
     for event in events:
-        plan = _Plan(event["id"])
-        for user in sorted(audiences[event["id"]]):
+        plan = _Plan(event.id)
+        for user in sorted(audiences[event.id]):
             for endpoint in endpoints.get(user, []):
-                wanted = parse_event_types(endpoint["event_types"])
-                if wanted is None or event["type"] in wanted:
-                    plan.deliveries.append((new_id(), endpoint["id"], event["id"]))
-        for user in recipients[event["id"]]:
+                if endpoint.event_types is None or event.type in endpoint.event_types:
+                    plan.deliveries.append((new_id(), endpoint.id, event.id))
+        for user in recipients[event.id]:
             contact = contacts.get(user)
             if contact is None:
                 continue
             for channel in notify.channels(contact):
-                plan.notifications.append((new_id(), event["id"], user, channel, event["type"]))
+                plan.notifications.append((new_id(), event.id, user, channel, event.type))
         plans.append(plan)
     stamp = format_time(services.now())
     await _commit(services, stamp, plans)
@@ -205,11 +114,13 @@ async def fan_out(services: Services, *, limit: int = FANOUT_LIMIT) -> dict[str,
 
 
 def _statements(db: Database, stamp: str, plans: Sequence[_Plan]) -> list[Statement]:
-    return [
-        *_delivery_inserts(db, stamp, [row for plan in plans for row in plan.deliveries]),
-        *_notification_inserts(db, stamp, [row for plan in plans for row in plan.notifications]),
-        *_mark_dispatched(db, stamp, [plan.event_id for plan in plans]),
-    ]
+    return store.fanout_statements(
+        db,
+        stamp,
+        [row for plan in plans for row in plan.deliveries],
+        [row for plan in plans for row in plan.notifications],
+        [plan.event_id for plan in plans],
+    )
 
 
 async def _commit(services: Services, stamp: str, plans: Sequence[_Plan]) -> None:
@@ -237,31 +148,10 @@ def message_body(event_type: str, created_at: str, payload: str) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-_DUE_SQL = (
-    "SELECT d.id, d.endpoint_id, d.attempt_count, w.url, w.secret, w.previous_secret, w.previous_secret_until,"
-    " w.status AS endpoint_status, w.user_id,"
-    " e.type AS event_type, e.payload, e.created_at AS event_created_at"
-    " FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id JOIN events e ON e.id = d.event_id"
-    " WHERE d.status = 'PENDING' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
-    " ORDER BY d.next_attempt_at, d.rowid LIMIT ?"
-)
-_CLAIM_SQL = (
-    "UPDATE webhook_deliveries SET lease_until = ?, lease_owner = ?, updated_at = ?"
-    " WHERE id = ? AND status = 'PENDING' AND attempt_count = ? AND next_attempt_at <= ?"
-    " AND (lease_until IS NULL OR lease_until <= ?)"
-)
-_HELD = "SELECT 1 FROM webhook_deliveries WHERE id = ? AND lease_owner = ? AND status = 'PENDING'"
-
-
-async def claim(db: Database, row: dict[str, Any], owner: str, now: datetime, lease_seconds: float) -> bool:
+async def claim(db: Database, key: DeliveryKey, owner: str, now: datetime, lease_seconds: float) -> bool:
     """Take the delivery for one attempt; of overlapping runs exactly one gets changes == 1."""
-    stamp = format_time(now)
     lease_until = format_time(now + timedelta(seconds=lease_seconds))
-    result = (
-        await db.prepare(_CLAIM_SQL)
-        .bind(lease_until, owner, stamp, row["id"], row["attempt_count"], stamp, stamp)
-        .run()
-    )
+    result = await store.claim_statement(db, key, owner, format_time(now), lease_until).run()
     return result.changes == 1
 
 
@@ -295,59 +185,22 @@ def judge(number: int, started: datetime, result: HttpResult, now: datetime, *, 
     return Attempt(number, stamp, result, "PENDING", format_time(now + timedelta(seconds=delay)), error)
 
 
-def record_statements(
-    db: Database, row: dict[str, Any], owner: str, attempt: Attempt, now: datetime
-) -> list[Statement]:
-    """The attempt row and the delivery's new state, both only if this run still holds the lease."""
-    stamp = format_time(now)
-    attempt_id = new_id()
+def record_statements(db: Database, key: DeliveryKey, owner: str, attempt: Attempt, now: datetime) -> list[Statement]:
+    """The attempt row and the delivery's new state, both only if this run still holds the lease (a 410 also
+    disables the endpoint and cancels what waits; see store.record_statements)."""
     result = attempt.result
-    statements = [
-        db.prepare(
-            "INSERT INTO webhook_attempts (id, delivery_id, attempt_number, started_at, duration_ms, status_code, error)"
-            f" SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS ({_HELD})"
-        ).bind(
-            attempt_id,
-            row["id"],
-            attempt.number,
-            attempt.started_at,
-            result.duration_ms,
-            result.status_code,
-            attempt.error,
-            row["id"],
-            owner,
-        ),
-        db.prepare(
-            "UPDATE webhook_deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, lease_until = NULL,"
-            " lease_owner = NULL, last_status_code = ?, last_error = ?, delivered_at = ?, updated_at = ?"
-            " WHERE id = ? AND lease_owner = ? AND status = 'PENDING'"
-        ).bind(
-            attempt.status,
-            attempt.number,
-            attempt.next_attempt_at,
-            result.status_code,
-            attempt.error,
-            stamp if attempt.status == "DELIVERED" else None,
-            stamp,
-            row["id"],
-            owner,
-        ),
-    ]
-    if attempt.gone:
-        # Both guarded on this attempt's row: only the run that recorded the 410 disables the endpoint.
-        statements += [
-            db.prepare(
-                "UPDATE webhook_endpoints SET status = 'DISABLED', disabled_reason = ?, updated_at = ?"
-                " WHERE id = ? AND status = 'ACTIVE' AND EXISTS (SELECT 1 FROM webhook_attempts WHERE id = ?)"
-            ).bind(GONE_REASON, stamp, row["endpoint_id"], attempt_id),
-            # Deliveries another run holds right now finish their attempt; the claim step cancels them after.
-            db.prepare(
-                "UPDATE webhook_deliveries SET status = 'CANCELLED', updated_at = ? WHERE endpoint_id = ?"
-                " AND status = 'PENDING' AND (lease_until IS NULL OR lease_until <= ?)"
-                " AND EXISTS (SELECT 1 FROM webhook_attempts WHERE id = ?)"
-            ).bind(stamp, row["endpoint_id"], stamp, attempt_id),
-        ]
-    return statements
+    record = AttemptRecord(
+        attempt_id=new_id(),
+        number=attempt.number,
+        started_at=attempt.started_at,
+        duration_ms=result.duration_ms,
+        status_code=result.status_code,
+        error=attempt.error,
+        status=attempt.status,
+        next_attempt_at=attempt.next_attempt_at,
+        disable_reason=GONE_REASON if attempt.gone else None,
+    )
+    return store.record_statements(db, key, owner, record, format_time(now))
 
 
 @dataclass
@@ -363,44 +216,35 @@ class SendReport:
         return dict(vars(self))
 
 
-async def _cancel(db: Database, row: dict[str, Any], now: datetime) -> bool:
-    stamp = format_time(now)
-    result = (
-        await db.prepare(
-            "UPDATE webhook_deliveries SET status = 'CANCELLED', updated_at = ? WHERE id = ? AND status = 'PENDING'"
-            " AND attempt_count = ? AND (lease_until IS NULL OR lease_until <= ?)"
-        )
-        .bind(stamp, row["id"], row["attempt_count"], stamp)
-        .run()
-    )
-    return result.changes == 1
+async def _cancel(db: Database, key: DeliveryKey, now: datetime) -> bool:
+    return (await store.cancel_statement(db, key, format_time(now)).run()).changes == 1
 
 
 async def deliver_one(
-    services: Services, row: dict[str, Any], owner: str, report: SendReport, http: httpx.AsyncClient, ring: KeyRing
+    services: Services, row: QueuedDelivery, owner: str, report: SendReport, http: httpx.AsyncClient, ring: KeyRing
 ) -> str | None:
     """One attempt of one due delivery, if this run wins the claim; the delivery's new status, else None."""
     db, env = services.db, services.env
     now = services.now()
-    if row["endpoint_status"] != "ACTIVE":
+    if row.target.status != "ACTIVE":
         if await _cancel(db, row, now):
             report.cancelled += 1
         return None
-    if not env.flag(flags.WEBHOOKS, row["user_id"]):
+    if not env.flag(flags.WEBHOOKS, row.target.user_id):
         report.skipped += 1  # paused while the flag is off for this user; resumes when it is back on
         return None
     # Opened before the claim: a secret no configured key opens raises (logged by the caller) and the
     # delivery stays due, untouched, until the operator puts the key back; no attempt is spent on it.
-    signers = await signing_secrets(ring, row, now)
+    signers = await signing_secrets(ring, row.target.secrets, now)
     timeout = timeout_setting(env, "WEBHOOK_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
     if not await claim(db, row, owner, now, timeout + LEASE_MARGIN_SECONDS):
         report.skipped += 1
         return None
-    number = int(row["attempt_count"]) + 1
+    number = row.attempt_count + 1
     started = services.now()
     final = False
     try:
-        validate_url(row["url"], allow_insecure=env.bool("ALLOW_INSECURE_WEBHOOKS"))
+        validate_url(row.target.url, allow_insecure=env.bool("ALLOW_INSECURE_WEBHOOKS"))
     except ApiError as error:
         # Registered under rules that no longer hold (e.g. insecure URLs turned off): never send there.
         detail = clean_text(f"URL not allowed: {error.details.get('reason', error.message)}")
@@ -408,18 +252,18 @@ async def deliver_one(
         final = True
     else:
         try:
-            body = message_body(row["event_type"], row["event_created_at"], row["payload"])
+            body = message_body(row.event_type, row.event_created_at, row.payload)
         except ValueError:
             # Cannot happen for outbox rows (json.dumps wrote them); if it does, fail it once, loudly, not forever.
             body = None
             result = HttpResult(None, 0, "event payload is not valid JSON", reason="invalid_payload")
             final = True
         if body is not None:
-            msg_id = "msg_" + row["id"]
+            msg_id = "msg_" + row.id
             headers = signing.headers(signers.all(), msg_id, unix_seconds(started), body)
             headers["user-agent"] = USER_AGENT
             result = await post_bounded(
-                http, row["url"], seconds=timeout, max_bytes=MAX_RESPONSE_BYTES, content=body, headers=headers
+                http, row.target.url, seconds=timeout, max_bytes=MAX_RESPONSE_BYTES, content=body, headers=headers
             )
     finished = services.now()
     attempt = judge(number, started, result, finished, final=final)
@@ -435,8 +279,8 @@ async def deliver_one(
         report.failed += 1
     services.logger.info(
         "webhook_attempt",
-        delivery_id=row["id"],
-        endpoint_id=row["endpoint_id"],
+        delivery_id=row.id,
+        endpoint_id=row.endpoint_id,
         attempt=number,
         status_code=result.status_code,
         outcome=attempt.status,
@@ -455,8 +299,7 @@ async def send_due(
     happened and no receiver gets a burst of parallel requests; after a failure the rest of that
     endpoint's queue waits for a later run, so a slow or broken receiver costs one timeout per run.
     """
-    now = format_time(services.now())
-    rows = (await services.db.prepare(_DUE_SQL).bind(now, now, limit).all()).results
+    rows = await store.due_deliveries(services.db, services.now(), limit)
     report = SendReport()
     if not rows:
         return report.as_dict()
@@ -467,15 +310,15 @@ async def send_due(
         report.errors = len(rows)
         services.logger.error("webhook_secret_key_unavailable", variable=error.details.get("variable"))
         return report.as_dict()
-    queues: dict[str, list[dict[str, Any]]] = {}
+    queues: dict[str, list[QueuedDelivery]] = {}
     for row in rows:
-        queues.setdefault(row["endpoint_id"], []).append(row)
+        queues.setdefault(row.endpoint_id, []).append(row)
     owner = new_id()
 
-    def on_error(row: dict[str, Any], error: Exception) -> None:
+    def on_error(row: QueuedDelivery, error: Exception) -> None:
         # The lease lapses and a later run retries; the log says which delivery and why (no data).
         report.errors += 1
-        services.logger.error("webhook_delivery_error", delivery_id=row["id"], error_type=type(error).__name__)
+        services.logger.error("webhook_delivery_error", delivery_id=row.id, error_type=type(error).__name__)
 
     async with receiver_client(services) as http:
         await drain_in_order(

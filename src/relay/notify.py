@@ -15,8 +15,9 @@ from core import flags
 from core.clock import format_time
 from core.context import Services
 from core.ids import new_id
-from relay import transport
+from relay import store, transport
 from relay.queues import drain_in_order
+from relay.store import ChallengeParties, Contact, DueNotification
 
 RESEND_URL = "https://api.resend.com/emails"
 TWILIO_URL = "https://api.twilio.com/2010-04-01/Accounts/{sid}/Messages.json"
@@ -50,11 +51,11 @@ AUDIENCE: dict[str, tuple[str, ...]] = {
 }
 
 
-def recipients(event_type: str, challenge: dict[str, Any] | None) -> list[str]:
+def recipients(event_type: str, challenge: ChallengeParties | None) -> list[str]:
     """User ids to notify about this event, each once."""
     if challenge is None:
         return []
-    users = {CREATOR: challenge.get("creator_user_id"), COUNTERPARTY: challenge.get("counterparty_user_id")}
+    users = {CREATOR: challenge.creator_user_id, COUNTERPARTY: challenge.counterparty_user_id}
     found: list[str] = []
     for role in AUDIENCE.get(event_type, ()):
         user = users[role]
@@ -63,12 +64,12 @@ def recipients(event_type: str, challenge: dict[str, Any] | None) -> list[str]:
     return found
 
 
-def channels(contact: dict[str, Any]) -> list[str]:
+def channels(contact: Contact) -> list[str]:
     """The channels a user can be reached on: email if they gave one, SMS if they gave a phone."""
     found = []
-    if contact.get("email"):
+    if contact.email:
         found.append("EMAIL")
-    if contact.get("phone"):
+    if contact.phone:
         found.append("SMS")
     return found
 
@@ -305,46 +306,27 @@ async def send_sms(services: Services, to: str, message: Message) -> Outcome:
 # ---- the send loop: claim with a lease, send, record
 
 
-_DUE_SQL = (
-    "SELECT n.id, n.user_id, n.channel, n.template, n.attempt_count, e.payload, e.challenge_id, u.email, u.phone,"
-    " c.title FROM notifications n JOIN events e ON e.id = n.event_id JOIN users u ON u.id = n.user_id"
-    " LEFT JOIN challenges c ON c.id = e.challenge_id"
-    " WHERE n.status = 'PENDING' AND n.next_attempt_at <= ? AND (n.lease_until IS NULL OR n.lease_until <= ?)"
-    " ORDER BY n.next_attempt_at, n.rowid LIMIT ?"
-)
-_CLAIM_SQL = (
-    "UPDATE notifications SET lease_until = ?, lease_owner = ?, updated_at = ?"
-    " WHERE id = ? AND status = 'PENDING' AND attempt_count = ? AND next_attempt_at <= ?"
-    " AND (lease_until IS NULL OR lease_until <= ?)"
-)
-_RECORD_SQL = (
-    "UPDATE notifications SET status = ?, attempt_count = ?, next_attempt_at = ?, lease_until = NULL,"
-    " lease_owner = NULL, provider_message_id = ?, error = ?, updated_at = ?"
-    " WHERE id = ? AND lease_owner = ? AND status = 'PENDING'"
-)
-
-
-async def _attempt(services: Services, row: dict[str, Any]) -> Outcome:
+async def _attempt(services: Services, row: DueNotification) -> Outcome:
     env = services.env
-    if not env.flag(flags.NOTIFICATIONS, row["user_id"]):
+    if not env.flag(flags.NOTIFICATIONS, row.user_id):
         return Outcome("SKIPPED", "notifications are turned off")
-    channel = row["channel"]
+    channel = row.channel
     missing = missing_config(env, channel)
     if missing is not None:
         return Outcome("SKIPPED", f"provider not configured ({missing})")
-    template = row["template"]
+    template = row.template
     if template not in TEMPLATES:
         return Outcome("SKIPPED", "no template for this event")
     try:
-        payload = json.loads(row["payload"])
+        payload = json.loads(row.payload)
     except ValueError:
         return Outcome("FAILED", "event payload is not valid JSON")
-    message = render(template, row["title"] or "", payload, row["challenge_id"] or "", env.get("PUBLIC_BASE_URL"))
+    message = render(template, row.title or "", payload, row.challenge_id or "", env.get("PUBLIC_BASE_URL"))
     if channel == "EMAIL":
-        if not row["email"]:
+        if not row.email:
             return Outcome("SKIPPED", "no email address on file")
-        return await send_email(services, row["id"], row["email"], message)
-    phone = (row["phone"] or "").strip()
+        return await send_email(services, row.id, row.email, message)
+    phone = (row.phone or "").strip()
     if not phone:
         return Outcome("SKIPPED", "no phone number on file")
     if not _E164.match(phone):
@@ -365,21 +347,17 @@ class SendReport:
         return dict(vars(self))
 
 
-async def send_one(services: Services, row: dict[str, Any], owner: str, report: SendReport) -> str | None:
+async def send_one(services: Services, row: DueNotification, owner: str, report: SendReport) -> str | None:
     """One attempt of one due notification, if this run wins the claim; its new status, else None."""
     db = services.db
     now = services.now()
     stamp = format_time(now)
     lease_until = format_time(now + timedelta(seconds=_timeout(services) + LEASE_MARGIN_SECONDS))
-    claimed = (
-        await db.prepare(_CLAIM_SQL)
-        .bind(lease_until, owner, stamp, row["id"], row["attempt_count"], stamp, stamp)
-        .run()
-    )
+    claimed = await store.claim_notification_statement(db, row, owner, stamp, lease_until).run()
     if claimed.changes != 1:
         report.not_claimed += 1
         return None
-    number = int(row["attempt_count"]) + 1
+    number = row.attempt_count + 1
     outcome = await _attempt(services, row)
     finished = services.now()
     next_attempt_at = None
@@ -390,20 +368,17 @@ async def send_one(services: Services, row: dict[str, Any], owner: str, report: 
         else:
             next_attempt_at = format_time(finished + timedelta(seconds=delay))
     error = transport.clean_text(outcome.error, MAX_REASON_CHARS + 40) if outcome.error else None
-    result = (
-        await db.prepare(_RECORD_SQL)
-        .bind(
-            outcome.status,
-            number,
-            next_attempt_at,
-            outcome.provider_message_id,
-            error,
-            format_time(finished),
-            row["id"],
-            owner,
-        )
-        .run()
-    )
+    result = await store.record_notification_statement(
+        db,
+        row.id,
+        owner,
+        status=outcome.status,
+        attempt_count=number,
+        next_attempt_at=next_attempt_at,
+        provider_message_id=outcome.provider_message_id,
+        error=error,
+        stamp=format_time(finished),
+    ).run()
     if result.changes != 1:
         report.not_claimed += 1
         return None
@@ -411,8 +386,8 @@ async def send_one(services: Services, row: dict[str, Any], owner: str, report: 
     setattr(report, counter, getattr(report, counter) + 1)
     services.logger.info(
         "notification_attempt",
-        notification_id=row["id"],
-        channel=row["channel"],
+        notification_id=row.id,
+        channel=row.channel,
         attempt=number,
         status_code=outcome.status_code,
         outcome=outcome.status,
@@ -427,19 +402,18 @@ async def send_due(
 
     When a provider call has to be retried, that recipient's remaining messages wait for a later run.
     """
-    now = format_time(services.now())
-    rows = (await services.db.prepare(_DUE_SQL).bind(now, now, limit).all()).results
+    rows = await store.due_notifications(services.db, format_time(services.now()), limit)
     report = SendReport()
     if not rows:
         return report.as_dict()
-    queues: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    queues: dict[tuple[str, str], list[DueNotification]] = {}
     for row in rows:
-        queues.setdefault((row["user_id"], row["channel"]), []).append(row)
+        queues.setdefault((row.user_id, row.channel), []).append(row)
     owner = new_id()
 
-    def on_error(row: dict[str, Any], error: Exception) -> None:
+    def on_error(row: DueNotification, error: Exception) -> None:
         report.errors += 1
-        services.logger.error("notification_error", notification_id=row["id"], error_type=type(error).__name__)
+        services.logger.error("notification_error", notification_id=row.id, error_type=type(error).__name__)
 
     await drain_in_order(
         queues.values(),

@@ -9,6 +9,7 @@ from typing import Any
 from core.clock import format_time
 from core.ids import new_id
 from db.port import Database, Statement
+from relay import store
 
 EVENT_TYPES = (
     "challenge.created",
@@ -52,15 +53,14 @@ def event_statement(
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type}")
-    values = (
+    return store.insert_event_statement(
+        db,
         event_id or new_id(),
         event_type,
-        challenge_id,
-        user_id,
         json.dumps(payload, separators=(",", ":")),
         format_time(now),
+        challenge_id=challenge_id,
+        user_id=user_id,
+        guard_sql=guard_sql,
+        guard_params=guard_params,
     )
-    columns = "INSERT INTO events (id, type, challenge_id, user_id, payload, created_at) "
-    if guard_sql is None:
-        return db.prepare(columns + "VALUES (?, ?, ?, ?, ?, ?)").bind(*values)
-    return db.prepare(columns + f"SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS ({guard_sql})").bind(*values, *guard_params)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TypeVar
 
-Row = dict[str, Any]
+Item = TypeVar("Item")
 
 
 async def drain_in_order(
-    queues: Iterable[list[Row]],
+    queues: Iterable[list[Item]],
     *,
     concurrency: int,
-    send: Callable[[Row], Awaitable[str | None]],
+    send: Callable[[Item], Awaitable[str | None]],
     keep_going: Callable[[str | None], bool],
-    on_error: Callable[[Row, Exception], None],
+    on_error: Callable[[Item, Exception], None],
 ) -> None:
     """Run `send` over each queue's rows in order; a queue stops when `keep_going` says no or `send` raises.
 
@@ -24,7 +24,7 @@ async def drain_in_order(
     """
     gate = asyncio.Semaphore(concurrency)
 
-    async def drain(queue: list[Row]) -> None:
+    async def drain(queue: list[Item]) -> None:
         async with gate:
             for row in queue:
                 try:

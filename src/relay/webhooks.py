@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from core.auth import Caller, Principal, preloaded_or_read
@@ -16,10 +13,39 @@ from core.clock import format_time
 from core.context import Services
 from core.errors import ApiError
 from core.ids import new_id
-from db.port import Database, QueryResult, Statement
-from relay import secretbox, signing
+from db.port import Database, Statement
+from relay import secretbox, signing, store
 from relay.outbox import EVENT_TYPES
 from relay.secretbox import KeyRing, SecretUnavailable
+from relay.store import (
+    ATTEMPT_REASONS,
+    DeliveryPage,
+    Endpoint,
+    SealedSecrets,
+    deliveries_from,
+    deliveries_statements,
+    endpoint_from,
+    endpoint_statement,
+    endpoints_from,
+    endpoints_statement,
+    parse_event_types,
+    public_reason,
+)
+
+# Records and statements kept importable from here (the store owns them).
+__all__ = [
+    "ATTEMPT_REASONS",
+    "DeliveryPage",
+    "Endpoint",
+    "deliveries_from",
+    "deliveries_statements",
+    "endpoint_from",
+    "endpoint_statement",
+    "endpoints_from",
+    "endpoints_statement",
+    "parse_event_types",
+    "public_reason",
+]
 
 MAX_URL_LENGTH = 2048
 MAX_ENDPOINTS_PER_USER = 20
@@ -53,32 +79,8 @@ _DASHED_IPV4 = re.compile(r"(?<![0-9])([0-9]{1,3})-([0-9]{1,3})-([0-9]{1,3})-([0
 _DECIMAL_OCTET = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
-ENDPOINT_COLUMNS = "id, user_id, url, description, event_types, status, disabled_reason, created_at, updated_at"
-# What a deleted endpoint keeps in place of its secret: nothing that could ever sign again.
-DELETED_SECRET = "deleted"  # noqa: S105 - a tombstone, not a secret
 ROTATION_OVERLAP = timedelta(hours=24)
 REWRAP_LIMIT = 100
-
-# Why an attempt failed, as the owner sees it: a fixed vocabulary, never the receiver's words.
-ATTEMPT_REASONS = (
-    "http_status",
-    "timeout",
-    "connection_refused",
-    "connection_error",
-    "dns_error",
-    "tls_error",
-    "blocked_address",
-    "url_not_allowed",
-    "invalid_payload",
-    "request_failed",
-)
-# Free-text errors recorded before the vocabulary existed (migration 0009 rewrites them the same way).
-_LEGACY_REASONS = (
-    ("HTTP ", "http_status"),
-    ("timeout", "timeout"),
-    ("URL not allowed", "url_not_allowed"),
-    ("event payload is not valid JSON", "invalid_payload"),
-)
 
 
 class BlockedAddress(Exception):
@@ -87,18 +89,6 @@ class BlockedAddress(Exception):
 
 class ResolutionFailed(Exception):
     """A receiver's host name did not resolve."""
-
-
-def public_reason(error: str | None) -> str | None:
-    """An attempt's recorded error as one of ATTEMPT_REASONS (older free-text errors are classified)."""
-    if error is None or error in ATTEMPT_REASONS:
-        return error
-    for prefix, reason in _LEGACY_REASONS:
-        if error.startswith(prefix):
-            return reason
-    if error.startswith("connection error"):
-        return "connection_refused" if "refused" in error.lower() else "connection_error"
-    return "request_failed"
 
 
 def _bad_url(reason: str) -> ApiError:
@@ -262,53 +252,6 @@ def validate_url(url: str, *, allow_insecure: bool = False) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """A registered endpoint as the API shows it: never its secret."""
-
-    id: str
-    url: str
-    description: str | None
-    event_types: list[str] | None
-    status: str
-    disabled_reason: str | None
-    created_at: str
-    updated_at: str
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "url": self.url,
-            "description": self.description,
-            "event_types": self.event_types,
-            "status": self.status,
-            "disabled_reason": self.disabled_reason,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-
-def parse_event_types(raw: str | None) -> list[str] | None:
-    """The stored filter: NULL means every event type."""
-    if raw is None:
-        return None
-    value = json.loads(raw)
-    return [str(item) for item in value] if isinstance(value, list) else None
-
-
-def _endpoint(row: dict[str, Any]) -> Endpoint:
-    return Endpoint(
-        id=row["id"],
-        url=row["url"],
-        description=row["description"],
-        event_types=parse_event_types(row["event_types"]),
-        status=row["status"],
-        disabled_reason=row["disabled_reason"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 def normalize_event_types(event_types: list[str] | None) -> list[str] | None:
     """Dedupe, keep the catalogue order; unknown names → 400 E9004 (the API model refuses them first)."""
     if event_types is None:
@@ -353,40 +296,17 @@ async def create_endpoint(
     types = normalize_event_types(event_types)
     endpoint_id, secret, stamp = new_id(), signing.new_secret(), format_time(now)
     sealed = await secretbox.seal(ring, secret, endpoint_id)
-    stored_types = json.dumps(types, separators=(",", ":")) if types is not None else None
-    # The count and the insert are one statement, so concurrent registrations cannot pass the cap together.
-    result = (
-        await db.prepare(
-            "INSERT INTO webhook_endpoints (id, user_id, url, description, event_types, secret, status, created_at,"
-            " updated_at) SELECT ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?"
-            " WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE user_id = ? AND status <> 'DELETED') < ?"
-        )
-        .bind(
-            endpoint_id, user_id, url, description, stored_types, sealed, stamp, stamp, user_id, MAX_ENDPOINTS_PER_USER
-        )
-        .run()
-    )
-    if result.changes != 1:
+    endpoint = Endpoint(endpoint_id, url, description, types, "ACTIVE", None, stamp, stamp)
+    inserted = await store.insert_endpoint_statement(
+        db, endpoint, user_id, sealed, max_per_user=MAX_ENDPOINTS_PER_USER
+    ).run()
+    if inserted.changes != 1:
         raise ApiError(
             "E9004",
             f"At most {MAX_ENDPOINTS_PER_USER} webhook endpoints per user; delete one first",
             {"fields": [{"field": "url", "message": "endpoint limit reached", "type": "limit"}]},
         )
-    endpoint = Endpoint(endpoint_id, url, description, types, "ACTIVE", None, stamp, stamp)
     return endpoint, secret
-
-
-def endpoints_statement(db: Database, caller: Caller) -> Statement:
-    """The caller's endpoints; GET /webhooks runs it in the auth batch (core.auth.Preload)."""
-    # caller.sql is one of core.auth's fixed fragments, never input; its values are bound.
-    return db.prepare(
-        f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE user_id = {caller.sql} AND status <> 'DELETED'"  # noqa: S608
-        " ORDER BY created_at, id"
-    ).bind(*caller.params)
-
-
-def endpoints_from(result: QueryResult) -> list[Endpoint]:
-    return [_endpoint(row) for row in result.results]
 
 
 async def list_endpoints(db: Database, principal: Principal) -> list[Endpoint]:
@@ -395,40 +315,13 @@ async def list_endpoints(db: Database, principal: Principal) -> list[Endpoint]:
     return endpoints_from(result)
 
 
-def endpoint_statement(db: Database, caller: Caller, endpoint_id: str) -> Statement:
-    return db.prepare(
-        f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND user_id = {caller.sql}"  # noqa: S608
-        " AND status <> 'DELETED'"
-    ).bind(endpoint_id, *caller.params)
-
-
-def endpoint_from(result: QueryResult) -> Endpoint:
-    """The caller's own endpoint; anyone else's (or a deleted one) is 404 E6002, so existence never leaks."""
-    if not result.results:
-        raise ApiError("E6002")
-    return _endpoint(result.results[0])
-
-
 async def get_endpoint(db: Database, user_id: str, endpoint_id: str) -> Endpoint:
     return endpoint_from(await endpoint_statement(db, Caller.user(user_id), endpoint_id).all())
 
 
 async def delete_endpoint(db: Database, user_id: str, endpoint_id: str, now: datetime) -> None:
     """Soft-delete (deliveries keep their history), forget its secrets and cancel what was still waiting."""
-    stamp = format_time(now)
-    results = await db.batch(
-        [
-            db.prepare(
-                "UPDATE webhook_deliveries SET status = 'CANCELLED', lease_until = NULL, lease_owner = NULL,"
-                " updated_at = ? WHERE endpoint_id = ? AND status = 'PENDING' AND EXISTS ("
-                "SELECT 1 FROM webhook_endpoints WHERE id = ? AND user_id = ? AND status <> 'DELETED')"
-            ).bind(stamp, endpoint_id, endpoint_id, user_id),
-            db.prepare(
-                "UPDATE webhook_endpoints SET status = 'DELETED', secret = ?, previous_secret = NULL,"
-                " previous_secret_until = NULL, updated_at = ? WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
-            ).bind(DELETED_SECRET, stamp, endpoint_id, user_id),
-        ]
-    )
+    results = await db.batch(store.delete_endpoint_statements(db, user_id, endpoint_id, format_time(now)))
     if results[-1].changes != 1:
         raise ApiError("E6002")
 
@@ -441,14 +334,9 @@ async def rotate_secret(db: Database, ring: KeyRing, user_id: str, endpoint_id: 
     """
     secret = signing.new_secret()
     sealed = await secretbox.seal(ring, secret, endpoint_id)
-    result = (
-        await db.prepare(
-            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = ?, secret = ?,"
-            " updated_at = ? WHERE id = ? AND user_id = ? AND status <> 'DELETED'"
-        )
-        .bind(format_time(now + ROTATION_OVERLAP), sealed, format_time(now), endpoint_id, user_id)
-        .run()
-    )
+    result = await store.rotate_secret_statement(
+        db, user_id, endpoint_id, sealed, format_time(now + ROTATION_OVERLAP), format_time(now)
+    ).run()
     if result.changes != 1:
         raise ApiError("E6002")
     return secret
@@ -465,18 +353,17 @@ class SigningSecrets:
         return [self.current, *([self.previous] if self.previous else [])]
 
 
-async def signing_secrets(ring: KeyRing, row: dict[str, Any], now: datetime) -> SigningSecrets:
-    """Open an endpoint row's sealed secrets (`id`/`endpoint_id`, `secret`, `previous_secret[_until]`).
+async def signing_secrets(ring: KeyRing, sealed: SealedSecrets, now: datetime) -> SigningSecrets:
+    """Open an endpoint's sealed secrets.
 
     SecretUnavailable when the current one cannot be opened; a previous one that cannot is left out.
     """
-    endpoint_id = row.get("endpoint_id") or row["id"]
-    current = await secretbox.open_secret(ring, row["secret"], endpoint_id)
+    current = await secretbox.open_secret(ring, sealed.secret, sealed.endpoint_id)
     previous = None
-    until = row.get("previous_secret_until")
-    if row.get("previous_secret") and until and until > format_time(now):
+    until = sealed.previous_secret_until
+    if sealed.previous_secret and until and until > format_time(now):
         try:
-            previous = await secretbox.open_secret(ring, row["previous_secret"], endpoint_id)
+            previous = await secretbox.open_secret(ring, sealed.previous_secret, sealed.endpoint_id)
         except SecretUnavailable:
             previous = None
     return SigningSecrets(current, previous)
@@ -488,40 +375,19 @@ async def rewrap_secrets(services: Services, *, limit: int = REWRAP_LIMIT) -> di
     db, now = services.db, format_time(services.now())
     ring = secretbox.key_ring(services.env)
     prefix = f"{secretbox.FORMAT}:{ring.current.kid}:%"
-    rows = (
-        await db.prepare(
-            "SELECT id, secret, previous_secret, previous_secret_until FROM webhook_endpoints WHERE status <> 'DELETED'"
-            " AND (secret NOT LIKE ? OR (previous_secret IS NOT NULL AND (previous_secret NOT LIKE ?"
-            " OR previous_secret_until IS NULL OR previous_secret_until <= ?))) ORDER BY id LIMIT ?"
-        )
-        .bind(prefix, prefix, now, limit)
-        .all()
-    ).results
     statements: list[Statement] = []
     unreadable = 0
-    for row in rows:
+    for read in await store.secrets_to_reseal(db, prefix, now, limit):
         try:
-            secret = await _resealed(ring, row["secret"], row["id"])
+            secret = await _resealed(ring, read.secret, read.endpoint_id)
             previous = None
-            if row["previous_secret"] and row["previous_secret_until"] and row["previous_secret_until"] > now:
-                previous = await _resealed(ring, row["previous_secret"], row["id"])
+            if read.previous_secret and read.previous_secret_until and read.previous_secret_until > now:
+                previous = await _resealed(ring, read.previous_secret, read.endpoint_id)
         except SecretUnavailable:
             unreadable += 1
-            services.logger.error("webhook_secret_unavailable", endpoint_id=row["id"])
+            services.logger.error("webhook_secret_unavailable", endpoint_id=read.endpoint_id)
             continue
-        statements.append(
-            db.prepare(
-                "UPDATE webhook_endpoints SET secret = ?, previous_secret = ?, previous_secret_until = ?"
-                " WHERE id = ? AND secret = ? AND previous_secret IS ? AND status <> 'DELETED'"
-            ).bind(
-                secret,
-                previous,
-                row["previous_secret_until"] if previous else None,
-                row["id"],
-                row["secret"],
-                row["previous_secret"],
-            )
-        )
+        statements.append(store.reseal_statement(db, read, secret, previous))
     changed = sum(result.changes for result in await db.batch(statements)) if statements else 0
     return {"resealed": changed, "unreadable": unreadable}
 
@@ -530,153 +396,6 @@ async def _resealed(ring: KeyRing, stored: str, endpoint_id: str) -> str:
     if ring.sealed_with_current(stored):
         return stored
     return await secretbox.seal(ring, await secretbox.open_secret(ring, stored, endpoint_id), endpoint_id)
-
-
-def _encode_cursor(created_at: str, delivery_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at}|{delivery_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        created_at, delivery_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|", 1)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(
-            "E9004", details={"fields": [{"field": "cursor", "message": "invalid cursor", "type": "value_error"}]}
-        ) from None
-    return created_at, delivery_id
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One delivery attempt as the API shows it: the reason is classified, never the receiver's answer."""
-
-    attempt_number: int
-    started_at: str
-    duration_ms: int
-    status_code: int | None
-    error: str | None
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "attempt_number": self.attempt_number,
-            "started_at": self.started_at,
-            "duration_ms": self.duration_ms,
-            "status_code": self.status_code,
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One event's delivery to an endpoint, with its attempts."""
-
-    id: str
-    event_id: str
-    event_type: str
-    status: str
-    attempt_count: int
-    next_attempt_at: str | None
-    last_status_code: int | None
-    last_error: str | None
-    created_at: str
-    updated_at: str
-    delivered_at: str | None
-    attempts: tuple[Attempt, ...]
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "status": self.status,
-            "attempt_count": self.attempt_count,
-            "next_attempt_at": self.next_attempt_at,
-            "last_status_code": self.last_status_code,
-            "last_error": self.last_error,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "delivered_at": self.delivered_at,
-            # The webhook-id header value, stable across retries.
-            "webhook_id": "msg_" + self.id,
-            "attempts": [attempt.public() for attempt in self.attempts],
-        }
-
-
-@dataclass(frozen=True)
-class DeliveryPage:
-    items: list[Delivery]
-    next_cursor: str | None
-
-
-def deliveries_statements(
-    db: Database, caller: Caller, endpoint_id: str, *, limit: int, cursor: str | None
-) -> list[Statement]:
-    """The endpoint (ownership), a page of its deliveries (one extra row tells whether more follow), and the
-    attempts of that page: one batch, so GET /webhooks/{id}/deliveries rides in the auth batch.
-
-    A malformed cursor raises 400 E9004.
-    """
-    page = " FROM webhook_deliveries d WHERE d.endpoint_id = ?"
-    params: list[Any] = [endpoint_id]
-    if cursor:
-        created_at, delivery_id = _decode_cursor(cursor)
-        page += " AND (d.created_at < ? OR (d.created_at = ? AND d.id < ?))"
-        params += [created_at, created_at, delivery_id]
-    page += " ORDER BY d.created_at DESC, d.id DESC LIMIT ?"
-    columns = (
-        "d.id, d.event_id, e.type AS event_type, d.status, d.attempt_count, d.next_attempt_at,"
-        " d.last_status_code, d.last_error, d.created_at, d.updated_at, d.delivered_at"
-    )
-    # The page's query is fixed text plus bound values; the join to events only adds the type.
-    deliveries = (
-        f"SELECT {columns} FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"  # noqa: S608
-        f" WHERE d.id IN (SELECT d.id{page}) ORDER BY d.created_at DESC, d.id DESC"
-    )
-    attempt_columns = "delivery_id, attempt_number, started_at, duration_ms, status_code, error"
-    attempts = f"SELECT {attempt_columns} FROM webhook_attempts WHERE delivery_id IN (SELECT d.id{page})"  # noqa: S608
-    attempts += " ORDER BY attempt_number"
-    return [
-        endpoint_statement(db, caller, endpoint_id),
-        db.prepare(deliveries).bind(*params, limit + 1),
-        db.prepare(attempts).bind(*params, limit),
-    ]
-
-
-def deliveries_from(results: list[QueryResult], limit: int) -> DeliveryPage:
-    endpoint_rows, delivery_rows, attempt_rows = results
-    endpoint_from(endpoint_rows)
-    rows = delivery_rows.results
-    next_cursor = _encode_cursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
-    attempts: dict[str, list[Attempt]] = {row["id"]: [] for row in rows[:limit]}
-    for row in attempt_rows.results:
-        if row["delivery_id"] in attempts:
-            attempts[row["delivery_id"]].append(
-                Attempt(
-                    attempt_number=int(row["attempt_number"]),
-                    started_at=row["started_at"],
-                    duration_ms=int(row["duration_ms"]),
-                    status_code=row["status_code"],
-                    error=public_reason(row["error"]),
-                )
-            )
-    items = [
-        Delivery(
-            id=row["id"],
-            event_id=row["event_id"],
-            event_type=row["event_type"],
-            status=row["status"],
-            attempt_count=int(row["attempt_count"]),
-            next_attempt_at=row["next_attempt_at"],
-            last_status_code=row["last_status_code"],
-            last_error=public_reason(row["last_error"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            delivered_at=row["delivered_at"],
-            attempts=tuple(attempts[row["id"]]),
-        )
-        for row in rows[:limit]
-    ]
-    return DeliveryPage(items, next_cursor)
 
 
 async def list_deliveries(
@@ -694,7 +413,7 @@ async def list_deliveries(
     """
     if cursor and not principal.preloaded:
         try:
-            _decode_cursor(cursor)
+            store.decode_cursor(cursor)
         except ApiError:
             # Someone else's endpoint is 404 whatever the cursor: existence never leaks through a 400.
             await get_endpoint(db, principal.user_id or "", endpoint_id)
