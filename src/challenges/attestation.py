@@ -17,6 +17,7 @@ from typing import Any
 
 import rfc8785
 
+from challenges.records import ChallengeRecord
 from core.ids import random_hex
 
 PROOF_VERSION = "tattlehash.proof.v2"
@@ -84,29 +85,29 @@ def _with_commitments(published: dict[str, Any], private: Mapping[str, Any] | No
     return Terms(published, openings)
 
 
-def side_terms(challenge: dict[str, Any], side: str, party: dict[str, Any] | None, locked_at: str) -> Terms:
+def side_terms(challenge: ChallengeRecord, side: str, party: dict[str, Any] | None, locked_at: str) -> Terms:
     """One side's locked terms and check results: what I (CREATOR) or C (COUNTERPARTY) commits to.
 
     Public: title, mode, side, the wallet with its checks (status, threshold, block, the keyed balance
     commitment) or stakes, and the lock time. The description and the side's user id enter only as
     salted commitments. Funds results never carry the balance.
     """
-    user_id = challenge["creator_user_id"] if side == "CREATOR" else challenge["counterparty_user_id"]
+    user_id = challenge.creator_user_id if side == "CREATOR" else challenge.counterparty_user_id
     published = {
         "version": PROOF_VERSION,
-        "challenge_id": challenge["id"],
-        "mode": challenge["mode"],
-        "title": challenge["title"],
+        "challenge_id": challenge.id,
+        "mode": challenge.mode,
+        "title": challenge.title,
         "side": side,
         "wallet": party,
         "intent_locked_at": locked_at,
     }
-    return _with_commitments(published, {"description": challenge["description"], "user_id": user_id})
+    return _with_commitments(published, {"description": challenge.description, "user_id": user_id})
 
 
 def final_terms(
     challenge_id: str,
-    initiator_hash: str,
+    initiator_hash: str | None,
     counter_hash: str | None,
     outcome: str | None,
     completed_at: str,

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from challenges import attestation, modes, stakes, transitions
+from challenges.records import ChallengeRecord, StakeRecord
 from challenges.store import Aggregate
 from challenges.transitions import Change, actor, ensure_before, event_payload, with_deadline
 from core.auth import Principal
@@ -16,25 +17,23 @@ from core.errors import ApiError
 STAKING_STATUSES = frozenset({modes.DRAFT, modes.AWAITING_COUNTERPARTY})
 
 
-def _side_stakes(stake_rows: list[dict[str, Any]], user_id: str | None) -> dict[str, Any]:
+def _side_stakes(stake_rows: list[StakeRecord], user_id: str | None) -> dict[str, Any]:
     return {
         "stakes": [
-            {"type": row["type"], "amount": row["amount"], "currency_code": row["currency_code"]}
+            {"type": row.type, "amount": row.amount, "currency_code": row.currency_code}
             for row in stake_rows
-            if row["user_id"] == user_id
+            if row.user_id == user_id
         ]
     }
 
 
-def add_lock(
-    services: Services, aggregate: Aggregate, change: Change, held: list[dict[str, Any]], now: datetime
-) -> None:
+def add_lock(services: Services, aggregate: Aggregate, change: Change, held: list[StakeRecord], now: datetime) -> None:
     """Turn `change` into the intent lock: FIRE goes on to AWAITING_RESOLUTION, ENFORCED to ACTIVE."""
-    challenge = {**change.challenge, **change.set_columns}
+    challenge = change.merged()
     stamp = format_time(now)
-    initiator = attestation.side_terms(challenge, "CREATOR", _side_stakes(held, challenge["creator_user_id"]), stamp)
+    initiator = attestation.side_terms(challenge, "CREATOR", _side_stakes(held, challenge.creator_user_id), stamp)
     counter = attestation.side_terms(
-        challenge, "COUNTERPARTY", _side_stakes(held, challenge["counterparty_user_id"]), stamp
+        challenge, "COUNTERPARTY", _side_stakes(held, challenge.counterparty_user_id), stamp
     )
     change.set_columns |= {
         "intent_locked_at": stamp,
@@ -43,10 +42,10 @@ def add_lock(
     }
     change.via = modes.INTENT_LOCKED
     change.events.append(("challenge.intent_locked", event_payload(change.challenge, modes.INTENT_LOCKED), None))
-    if change.challenge["mode"] == modes.ENFORCED:
+    if change.challenge.mode == modes.ENFORCED:
         config = aggregate.enforced_config
         assert config is not None  # an ENFORCED challenge is created with its config
-        response_deadline = format_time(now + timedelta(seconds=int(config["response_timeout_seconds"])))
+        response_deadline = format_time(now + timedelta(seconds=int(config.response_timeout_seconds)))
         change.to_status = modes.ACTIVE
         change.set_columns["response_deadline"] = response_deadline
         change.events.append(
@@ -62,27 +61,27 @@ def add_lock(
     with_deadline(change, change.to_status)
 
 
-def _check_accept_window(challenge: dict[str, Any], now: datetime) -> None:
-    ensure_before(challenge, "accept_deadline", now, "E3013")
+def _check_accept_window(challenge: ChallengeRecord, now: datetime) -> None:
+    ensure_before("accept_deadline", challenge.accept_deadline, now, "E3013")
 
 
 async def accept(services: Services, aggregate: Aggregate, principal: Principal) -> Aggregate | None:
     """The counterparty accepts; intent locks now if both stakes are already held, else when they are."""
     challenge = aggregate.challenge
     now = services.now()
-    if challenge["accepted_at"]:
-        raise ApiError("E3015", details={"status": challenge["status"]})
+    if challenge.accepted_at:
+        raise ApiError("E3015", details={"status": challenge.status})
     _check_accept_window(challenge, now)
     change = Change(
         challenge,
         actor(principal),
         "accepted",
         set_columns={"counterparty_user_id": principal.user_id, "accepted_at": format_time(now)},
-        events=[("challenge.accepted", event_payload(challenge, challenge["status"]), challenge["creator_user_id"])],
+        events=[("challenge.accepted", event_payload(challenge, challenge.status), challenge.creator_user_id)],
     )
     rule = stakes.rule_of(aggregate)
     held = aggregate.held_stakes
-    if stakes.requirement_met(rule, {**challenge, "counterparty_user_id": principal.user_id}, held):
+    if stakes.requirement_met(rule, change.merged(), held):
         add_lock(services, aggregate, change, held, now)
     return await transitions.apply(services.db, change, now)
 
@@ -100,20 +99,20 @@ async def stake(
     challenge, role = aggregate.challenge, aggregate.role
     if role not in {"CREATOR", "COUNTERPARTY"}:
         raise ApiError("E9007", "Only the parties stake")
-    if challenge["status"] not in STAKING_STATUSES:
-        raise ApiError("E3014", "Stakes are taken only before intent lock", {"status": challenge["status"]})
+    if challenge.status not in STAKING_STATUSES:
+        raise ApiError("E3014", "Stakes are taken only before intent lock", {"status": challenge.status})
     db = services.db
     rule = stakes.rule_of(aggregate)
     value = stakes.validate(rule, stake_type, amount, currency_code)
     user_id = principal.user_id or ""
-    existing = next((row for row in aggregate.stakes if row["user_id"] == user_id and row["type"] == stake_type), None)
+    existing = next((row for row in aggregate.stakes if row.user_id == user_id and row.type == stake_type), None)
     if existing is not None:
-        raise ApiError("E5011", "This stake was already placed", {"status": existing["status"]})
+        raise ApiError("E5011", "This stake was already placed", {"status": existing.status})
     now = services.now()
-    if challenge["status"] == modes.AWAITING_COUNTERPARTY:
+    if challenge.status == modes.AWAITING_COUNTERPARTY:
         _check_accept_window(challenge, now)
     change = Change(challenge, actor(principal), "stake held")
-    if role == "COUNTERPARTY" and challenge["counterparty_user_id"] is None:
+    if role == "COUNTERPARTY" and challenge.counterparty_user_id is None:
         change.set_columns["counterparty_user_id"] = user_id
     stake_id, statements = stakes.hold_statements(
         db, change, user_id, stake_type, value, currency_code, payment_reference, now
@@ -123,7 +122,7 @@ async def stake(
         (
             "stake.held",
             {
-                "challenge_id": challenge["id"],
+                "challenge_id": challenge.id,
                 "stake_id": stake_id,
                 "type": stake_type,
                 "amount": str(value),
@@ -133,18 +132,21 @@ async def stake(
             user_id,
         )
     )
-    held = [
-        *aggregate.held_stakes,
-        {
-            "id": stake_id,
-            "user_id": user_id,
-            "type": stake_type,
-            "amount": str(value),
-            "currency_code": currency_code,
-            "status": "HELD",
-        },
-    ]
-    merged = {**challenge, **change.set_columns}
-    if challenge["accepted_at"] and stakes.requirement_met(rule, merged, held):
+    # The stake this batch holds, as the read-back will show it.
+    placed = StakeRecord(
+        id=stake_id,
+        challenge_id=challenge.id,
+        user_id=user_id,
+        type=stake_type,
+        amount=str(value),
+        currency_code=currency_code,
+        status="HELD",
+        provider="LEDGER",
+        payment_reference=payment_reference,
+        created_at=format_time(now),
+        processed_at=None,
+    )
+    held = [*aggregate.held_stakes, placed]
+    if challenge.accepted_at and stakes.requirement_met(rule, change.merged(), held):
         add_lock(services, aggregate, change, held, now)
     return await transitions.apply(db, change, now)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from challenges import modes
+from challenges.records import ChallengeRecord
 
 
-def next_deadline(mode: str, status: str, row: dict[str, Any]) -> str | None:
-    """The one deadline the timeout job must watch in this status, or None."""
+def next_deadline(status: str, challenge: ChallengeRecord) -> str | None:
+    """The one deadline the timeout job must watch when `challenge` is in `status`, or None."""
     if status == modes.AWAITING_COUNTERPARTY:
-        return row.get("accept_deadline")
+        return challenge.accept_deadline
     if status == modes.AWAITING_GATEKEEPER:
-        return row.get("verification_deadline")
+        return challenge.verification_deadline
     if status == modes.ACTIVE:
-        return row.get("response_deadline")
+        return challenge.response_deadline
     if status == modes.AWAITING_RESOLUTION:
-        if mode == modes.SOLO:
-            return row.get("resolution_due_at")
-        return row.get("dispute_deadline")
+        if challenge.mode == modes.SOLO:
+            return challenge.resolution_due_at
+        return challenge.dispute_deadline
     return None

@@ -87,7 +87,7 @@ async def create_challenge(request: Request, ctx: RequestContext) -> Response:
     async def run() -> Response:
         # The auth batch answered which named users exist; without it (admin, none named) create reads itself.
         caller = ctx.principal or principal
-        known = {row["id"] for row in caller.preloaded[0].results} if caller.preloaded else None
+        known = store.known_users(caller.preloaded[0]) if caller.preloaded else None
         _, created = await creation.create(
             ctx.db, ctx.env, ctx.now(), principal.user_id or "", body, known, challenge_id=challenge_id
         )

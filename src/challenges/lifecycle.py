@@ -38,11 +38,11 @@ async def send(services: Services, aggregate: Aggregate, principal: Principal) -
     require_role(aggregate.role, "CREATOR")
     ensure_action(challenge, "send")
     now = services.now()
-    accept_deadline = challenge["expires_at"]
-    if challenge["mode"] == modes.ENFORCED:
+    accept_deadline = challenge.expires_at
+    if challenge.mode == modes.ENFORCED:
         config = aggregate.enforced_config
         assert config is not None  # an ENFORCED challenge is created with its config
-        accept_deadline = format_time(now + timedelta(seconds=int(config["accept_timeout_seconds"])))
+        accept_deadline = format_time(now + timedelta(seconds=int(config.accept_timeout_seconds)))
     to = modes.AWAITING_COUNTERPARTY
     change = Change(
         challenge,
@@ -54,7 +54,7 @@ async def send(services: Services, aggregate: Aggregate, principal: Principal) -
             (
                 "challenge.invitation_sent",
                 event_payload(challenge, to, accept_deadline=accept_deadline),
-                challenge["counterparty_user_id"],
+                challenge.counterparty_user_id,
             )
         ],
     )
@@ -80,11 +80,11 @@ async def confirm(services: Services, aggregate: Aggregate, principal: Principal
     initiator_hash = attestation.digest(initiator)
     columns: dict[str, Any] = {"intent_locked_at": stamp, "initiator_hash": initiator_hash}
     kinds = [("INITIATOR", initiator)]
-    if challenge["resolution_due_at"]:
+    if challenge.resolution_due_at:
         to = modes.AWAITING_RESOLUTION
     else:
         to = modes.COMPLETED
-        final = attestation.final_terms(challenge["id"], initiator_hash, None, None, stamp)
+        final = attestation.final_terms(challenge.id, initiator_hash, None, None, stamp)
         columns |= {"completed_at": stamp, "final_hash": attestation.digest(final)}
         kinds.append(("FINAL", final))
     change = Change(
@@ -107,18 +107,18 @@ async def confirm(services: Services, aggregate: Aggregate, principal: Principal
 
 async def accept(services: Services, aggregate: Aggregate, principal: Principal) -> Aggregate | None:
     challenge, role = aggregate.challenge, aggregate.role
-    if challenge["mode"] not in modes.ACTION_MODES["accept"]:
+    if challenge.mode not in modes.ACTION_MODES["accept"]:
         ensure_action(challenge, "accept")
     if role != "COUNTERPARTY":
         raise ApiError("E3012")
-    status = challenge["status"]
+    status = challenge.status
     if status != modes.AWAITING_COUNTERPARTY:
         if status in {modes.DRAFT, modes.CANCELLED, modes.EXPIRED}:
             raise ApiError("E3011", f"The challenge is {status}", {"status": status})
         raise ApiError("E3015", details={"status": status})
     now = services.now()
-    ensure_before(challenge, "accept_deadline", now, "E3013")
-    if challenge["mode"] != modes.GATEKEEPER:
+    ensure_before("accept_deadline", challenge.accept_deadline, now, "E3013")
+    if challenge.mode != modes.GATEKEEPER:
         return await bonded.accept(services, aggregate, principal)
     timeout = services.env.int("GATEKEEPER_VERIFICATION_TIMEOUT_SECONDS", DEFAULT_VERIFICATION_TIMEOUT_SECONDS)
     to = modes.AWAITING_GATEKEEPER
@@ -133,7 +133,7 @@ async def accept(services: Services, aggregate: Aggregate, principal: Principal)
             "verification_deadline": format_time(now + timedelta(seconds=timeout)),
         },
         events=[
-            ("challenge.accepted", event_payload(challenge, to), challenge["creator_user_id"]),
+            ("challenge.accepted", event_payload(challenge, to), challenge.creator_user_id),
             ("challenge.gatekeeper_verification_required", event_payload(challenge, to), None),
         ],
     )
@@ -142,14 +142,14 @@ async def accept(services: Services, aggregate: Aggregate, principal: Principal)
     # is not verified yet or the chain is unreachable the challenge simply waits in AWAITING_GATEKEEPER
     # for `verify` (or the verification timeout). Verifying reads the chain, then writes: 2 more round trips
     # (one to the chain, one batch) when it proceeds, none when a wallet is still unverified.
-    if accepted is not None and accepted.challenge["status"] == to:
+    if accepted is not None and accepted.challenge.status == to:
         accepted = replace(accepted, role=role)
         try:
             return await verify(services, accepted, principal)
         except ApiError as error:
             if error.code not in {"E4020", "E2004", "E2002", "E3014"}:
                 raise
-            services.logger.info("gatekeeper_verification_deferred", challenge_id=challenge["id"], code=error.code)
+            services.logger.info("gatekeeper_verification_deferred", challenge_id=challenge.id, code=error.code)
     return accepted
 
 
@@ -207,10 +207,10 @@ async def complete(
     """
     challenge, role = aggregate.challenge, aggregate.role
     require_role(role, "CREATOR", "COUNTERPARTY")
-    if challenge["mode"] == modes.GATEKEEPER and challenge["status"] == modes.AWAITING_GATEKEEPER:
+    if challenge.mode == modes.GATEKEEPER and challenge.status == modes.AWAITING_GATEKEEPER:
         raise ApiError("E4020")
     ensure_action(challenge, "complete")
-    proposed = challenge["proposed_outcome"]
+    proposed = challenge.proposed_outcome
     if accept_outcome != proposed:
         details = {"proposed_outcome": proposed, "accept_outcome": accept_outcome}
         if accept_outcome is None:
@@ -227,7 +227,7 @@ async def complete(
     accepted = {party for party, outcome in confirmations.items() if outcome == proposed}
     change = Change(challenge, actor(principal), "completion confirmed")
     change.extra.append(party_action_statement(services, change, user_id, "COMPLETE", proposed, now))
-    if challenge["mode"] == modes.SOLO or parties(challenge) <= accepted:
+    if challenge.mode == modes.SOLO or parties(challenge) <= accepted:
         return await finish(services, change, aggregate.held_stakes, proposed, now)
     return await transitions.apply(services.db, change, now)
 
@@ -251,17 +251,17 @@ async def resolve(
             "E3021",
             details={"fields": [{"field": "outcome", "message": f"must be one of {list(OUTCOMES)}", "type": "enum"}]},
         )
-    if not modes.action_allowed(challenge["mode"], challenge["status"], "resolve"):
-        raise ApiError("E3020", details={"status": challenge["status"]})
+    if not modes.action_allowed(challenge.mode, challenge.status, "resolve"):
+        raise ApiError("E3020", details={"status": challenge.status})
     now = services.now()
     data = json.dumps(resolution_data, separators=(",", ":")) if resolution_data is not None else None
     change = Change(challenge, actor(principal), f"resolved {outcome}", set_columns={"resolution_data": data})
     if role == "ADMIN":
         return await finish(services, change, aggregate.held_stakes, outcome, now)
     require_role(role, "CREATOR", "COUNTERPARTY")
-    if challenge["status"] == modes.DISPUTED:
+    if challenge.status == modes.DISPUTED:
         raise ApiError("E9007", "A disputed challenge is resolved by a moderator")
-    if challenge["mode"] == modes.SOLO:
+    if challenge.mode == modes.SOLO:
         return await finish(services, change, aggregate.held_stakes, outcome, now)
     return await _propose(services, aggregate, change, principal.user_id or "", outcome, now)
 
@@ -273,7 +273,7 @@ async def _propose(
     challenge = change.challenge
     proposals = aggregate.actions("RESOLVE")
     theirs = proposals.get(other_party(challenge, user_id) or "")
-    if theirs is None and proposals.get(user_id) == outcome and challenge["proposed_by"] == user_id:
+    if theirs is None and proposals.get(user_id) == outcome and challenge.proposed_by == user_id:
         return aggregate  # the same proposal again: already announced, and its window does not restart
     change.extra.append(party_action_statement(services, change, user_id, "RESOLVE", outcome, now))
     if theirs == outcome:
@@ -283,9 +283,9 @@ async def _propose(
     if theirs is None:
         change.reason = f"outcome proposed: {outcome}"
         announce(change, outcome, user_id, dispute_window_seconds(aggregate), now)
-        return await transitions.apply(services.db, with_deadline(change, challenge["status"]), now)
+        return await transitions.apply(services.db, with_deadline(change, challenge.status), now)
     # A different outcome disputes the standing proposal, so it must come within that proposal's window.
-    ensure_before(challenge, "dispute_deadline", now, "E3020", "The dispute window has closed")
+    ensure_before("dispute_deadline", challenge.dispute_deadline, now, "E3020", "The dispute window has closed")
     change.to_status = modes.DISPUTED
     change.reason = "parties disagree"
     announce(change, outcome, user_id, None, now)
@@ -300,7 +300,7 @@ async def dispute(services: Services, aggregate: Aggregate, principal: Principal
     require_role(role, "CREATOR", "COUNTERPARTY")
     ensure_action(challenge, "dispute")
     now = services.now()
-    ensure_before(challenge, "dispute_deadline", now, "E3020", "The dispute window has closed")
+    ensure_before("dispute_deadline", challenge.dispute_deadline, now, "E3020", "The dispute window has closed")
     change = Change(
         challenge,
         actor(principal),
@@ -334,13 +334,13 @@ async def respond(services: Services, aggregate: Aggregate, principal: Principal
     require_role(role, "CREATOR", "COUNTERPARTY")
     ensure_action(challenge, "respond")
     now = services.now()
-    ensure_before(challenge, "response_deadline", now, "E3013", "The response deadline has passed")
+    ensure_before("response_deadline", challenge.response_deadline, now, "E3013", "The response deadline has passed")
     user_id = principal.user_id or ""
     responded = set(aggregate.actions("RESPOND")) | {user_id}
     change = Change(challenge, actor(principal), "response submitted")
     change.extra.append(party_action_statement(services, change, user_id, "RESPOND", response, now))
     change.events.append(
-        ("challenge.response_submitted", event_payload(challenge, challenge["status"], responder=user_id), None)
+        ("challenge.response_submitted", event_payload(challenge, challenge.status, responder=user_id), None)
     )
     if parties(challenge) <= responded:
         # Until a party proposes an outcome this window can only end in NO_CONTEST (all refunded);

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from chain.networks import UnsupportedNetwork, network_by_name
 from chain.oracle import MalformedFeedAnswer, RoundData, latest_round
 from chain.provider import build_rpc_client
 from chain.rpc import RpcError
 from challenges import modes, outcomes, store, transitions
+from challenges.records import Oracle
 from challenges.store import Aggregate
 from challenges.transitions import Change, event_payload, with_deadline
 from core.clock import format_time, parse_time
@@ -22,22 +22,22 @@ DEFAULT_MAX_AGE_SECONDS = 3600
 BATCH_LIMIT = 20
 
 
-def config_of(aggregate: Aggregate) -> dict[str, Any] | None:
-    """The challenge's FIRE config when it resolves by ORACLE, else None."""
+def config_of(aggregate: Aggregate) -> Oracle | None:
+    """The challenge's feed and predicate when it resolves by ORACLE, else None."""
     config = aggregate.fire_config
-    return config if config is not None and config["resolution_strategy"] == "ORACLE" else None
+    return config.oracle if config is not None else None
 
 
-def predicate_holds(config: dict[str, Any], answer: int) -> bool:
-    threshold = int(config["oracle_threshold"])
-    return answer >= threshold if config["oracle_comparator"] == "gte" else answer <= threshold
+def predicate_holds(config: Oracle, answer: int) -> bool:
+    threshold = int(config.threshold)
+    return answer >= threshold if config.comparator == "gte" else answer <= threshold
 
 
-async def _read(services: Services, config: dict[str, Any]) -> RoundData:
+async def _read(services: Services, config: Oracle) -> RoundData:
     try:
-        network = network_by_name(config["oracle_network"], services.env)
+        network = network_by_name(config.network, services.env)
         client = build_rpc_client(network, services.env, services.http)
-        return await latest_round(client, config["oracle_feed_address"])
+        return await latest_round(client, config.feed_address)
     except (RpcError, MalformedFeedAnswer, UnsupportedNetwork) as error:
         raise ApiError(
             "E4001", "The price feed could not be read; retried on the next tick", {"reason": type(error).__name__}
@@ -45,22 +45,20 @@ async def _read(services: Services, config: dict[str, Any]) -> RoundData:
 
 
 def _clear_schedule(services: Services, change: Change) -> None:
-    change.extra.append(store.oracle_unschedule(services.db, change.guard(), change.challenge["id"]))
+    change.extra.append(store.oracle_unschedule(services.db, change.guard(), change.challenge.id))
 
 
 async def resolve_from_feed(services: Services, aggregate: Aggregate, actor: str) -> Aggregate | None:
     """Read the feed now: fresh answer → winner by the predicate; stale → DISPUTED (422 E4002)."""
     challenge = aggregate.challenge
     config = config_of(aggregate)
-    if config is None or challenge["mode"] != modes.FIRE:
+    if config is None or challenge.mode != modes.FIRE:
         raise ApiError("E3021", "outcome is required unless the challenge resolves by ORACLE")
-    if challenge["status"] != modes.AWAITING_RESOLUTION:
-        raise ApiError("E3020", details={"status": challenge["status"]})
+    if challenge.status != modes.AWAITING_RESOLUTION:
+        raise ApiError("E3020", details={"status": challenge.status})
     now = services.now()
-    if now < parse_time(config["oracle_resolve_after"]):
-        raise ApiError(
-            "E3020", "The oracle is read only after resolve_after", {"resolve_after": config["oracle_resolve_after"]}
-        )
+    if now < parse_time(config.resolve_after):
+        raise ApiError("E3020", "The oracle is read only after resolve_after", {"resolve_after": config.resolve_after})
     round_data = await _read(services, config)
     age = now.timestamp() - round_data.updated_at
     max_age = services.env.int("ORACLE_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS)
@@ -102,9 +100,9 @@ async def resolve_due(services: Services) -> dict[str, int]:
             elif error.code == "E4001":
                 counts["retry"] += 1
                 await store.reschedule_oracle(
-                    services.db, challenge["id"], format_time(now + timedelta(seconds=RETRY_SECONDS))
+                    services.db, challenge.id, format_time(now + timedelta(seconds=RETRY_SECONDS))
                 )
-                services.logger.warning("oracle_unreachable", challenge_id=challenge["id"])
+                services.logger.warning("oracle_unreachable", challenge_id=challenge.id)
             else:
                 counts["skipped"] += 1
     return counts

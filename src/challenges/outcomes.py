@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from challenges import attestation, modes, stakes, store, transitions
+from challenges.records import ChallengeRecord, StakeRecord
 from challenges.store import Aggregate
 from challenges.transitions import Change, event_payload, with_deadline
 from core.clock import format_time
 from core.context import Services
 from core.ids import new_id
-from db.port import Row, Statement
+from db.port import Statement
 
 OUTCOMES = ("CREATOR_WIN", "COUNTERPARTY_WIN", "DRAW", "NO_CONTEST")
 DEFAULT_DISPUTE_TIMEOUT_SECONDS = 72 * 3600
@@ -23,31 +23,29 @@ def party_action_statement(
 ) -> Statement:
     """Record a party's latest `action` (COMPLETE, RESPOND, RESOLVE), only if the change wins."""
     return store.party_action_upsert(
-        services.db, change.guard(), change.challenge["id"], user_id, action, payload, format_time(now)
+        services.db, change.guard(), change.challenge.id, user_id, action, payload, format_time(now)
     )
 
 
-def parties(challenge: dict[str, Any]) -> set[str]:
-    return {party for party in (challenge["creator_user_id"], challenge["counterparty_user_id"]) if party}
+def parties(challenge: ChallengeRecord) -> set[str]:
+    return {party for party in (challenge.creator_user_id, challenge.counterparty_user_id) if party}
 
 
-def other_party(challenge: dict[str, Any], user_id: str | None) -> str | None:
+def other_party(challenge: ChallengeRecord, user_id: str | None) -> str | None:
     if user_id is None:
         return None
-    if user_id == challenge["creator_user_id"]:
-        return challenge["counterparty_user_id"]
-    return challenge["creator_user_id"]
+    if user_id == challenge.creator_user_id:
+        return challenge.counterparty_user_id
+    return challenge.creator_user_id
 
 
 async def finish(
-    services: Services, change: Change, held: list[Row], outcome: str | None, now: datetime
+    services: Services, change: Change, held: list[StakeRecord], outcome: str | None, now: datetime
 ) -> Aggregate | None:
     """Complete with the FINAL attestation over I, C and the outcome, settling the `held` stakes."""
     challenge = change.challenge
     stamp = format_time(now)
-    final = attestation.final_terms(
-        challenge["id"], challenge["initiator_hash"], challenge["counter_hash"], outcome, stamp
-    )
+    final = attestation.final_terms(challenge.id, challenge.initiator_hash, challenge.counter_hash, outcome, stamp)
     change.to_status = modes.COMPLETED
     change.set_columns |= {"completed_at": stamp, "outcome": outcome, "final_hash": attestation.digest(final)}
     change.events.append(
@@ -64,10 +62,10 @@ async def finish(
 
 def dispute_window_seconds(aggregate: Aggregate) -> int | None:
     """How long the other party has to dispute before the timeout job settles (ENFORCED); None: no timeout."""
-    if aggregate.challenge["mode"] != modes.ENFORCED:
+    if aggregate.challenge.mode != modes.ENFORCED:
         return None
     config = aggregate.enforced_config
-    return int(config["dispute_timeout_seconds"]) if config else DEFAULT_DISPUTE_TIMEOUT_SECONDS
+    return int(config.dispute_timeout_seconds) if config else DEFAULT_DISPUTE_TIMEOUT_SECONDS
 
 
 def announce(change: Change, outcome: str, proposed_by: str | None, window_seconds: int | None, now: datetime) -> None:
@@ -81,7 +79,7 @@ def announce(change: Change, outcome: str, proposed_by: str | None, window_secon
     stamp = format_time(now)
     event_id = new_id()
     window_end = None
-    if window_seconds is not None and challenge["status"] == modes.AWAITING_RESOLUTION:
+    if window_seconds is not None and challenge.status == modes.AWAITING_RESOLUTION:
         window_end = format_time(now + timedelta(seconds=window_seconds))
         change.set_columns["dispute_deadline"] = window_end
     change.set_columns |= {
@@ -94,7 +92,7 @@ def announce(change: Change, outcome: str, proposed_by: str | None, window_secon
     change.event_ids[OUTCOME_PROPOSED] = event_id
     payload = event_payload(
         challenge,
-        change.to_status or challenge["status"],
+        change.to_status or challenge.status,
         outcome=outcome,
         proposed_by=proposed_by,
         proposed_at=stamp,

@@ -66,15 +66,15 @@ def proof_document(ctx: RequestContext, aggregate: Aggregate) -> dict[str, Any]:
         for side, data in requirements.items()
     }
     return {
-        "id": challenge["id"],
-        "title": challenge["title"],
-        "mode": challenge["mode"],
-        "status": challenge["status"],
-        "outcome": challenge["outcome"],
-        "created_at": challenge["created_at"],
-        "intent_locked_at": challenge["intent_locked_at"],
-        "completed_at": challenge["completed_at"],
-        "proof_url": proof_url(ctx, challenge["id"]),
+        "id": challenge.id,
+        "title": challenge.title,
+        "mode": challenge.mode,
+        "status": challenge.status,
+        "outcome": challenge.outcome,
+        "created_at": challenge.created_at,
+        "intent_locked_at": challenge.intent_locked_at,
+        "completed_at": challenge.completed_at,
+        "proof_url": proof_url(ctx, challenge.id),
         "parties": parties,
         "hashes": hashes,
         "algorithm": "sha256 over RFC 8785 (JCS) canonical JSON; FINAL commits to I, C and the outcome",
@@ -158,7 +158,7 @@ async def get_proof(request: Request, ctx: RequestContext) -> Response:
     if aggregate is None:
         raise ApiError("E3010")
     challenge = aggregate.challenge
-    if challenge["intent_locked_at"] is None or challenge["status"] == modes.DRAFT:
+    if challenge.intent_locked_at is None or challenge.status == modes.DRAFT:
         raise ApiError("E3010")
     document = proof_document(ctx, aggregate)
     if request.wants_json():

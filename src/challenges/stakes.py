@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from challenges import modes, settlement, store
+from challenges.records import ChallengeRecord, StakeRecord
 from challenges.store import Aggregate
 from challenges.transitions import Change
 from core.clock import format_time
@@ -29,27 +29,27 @@ class StakeRule:
 
 def rule_of(aggregate: Aggregate) -> StakeRule | None:
     """The stake the challenge's mode requires of each party (from its loaded config), or None."""
-    mode = aggregate.challenge["mode"]
+    mode = aggregate.challenge.mode
     if mode == modes.FIRE:
         fire = aggregate.fire_config
-        return StakeRule("HONESTY_BOND", int(fire["honesty_bond_amount"]), fire["currency_code"]) if fire else None
+        return StakeRule("HONESTY_BOND", int(fire.honesty_bond_amount), fire.currency_code) if fire else None
     if mode == modes.ENFORCED:
         enforced = aggregate.enforced_config
-        if enforced and enforced["stake_amount"]:
-            return StakeRule("BASE", int(enforced["stake_amount"]), enforced["currency_code"])
+        if enforced and enforced.stake_amount and enforced.currency_code:
+            return StakeRule("BASE", int(enforced.stake_amount), enforced.currency_code)
     return None
 
 
-def parties(challenge: dict[str, Any]) -> list[str]:
-    return [user for user in (challenge["creator_user_id"], challenge["counterparty_user_id"]) if user]
+def parties(challenge: ChallengeRecord) -> list[str]:
+    return [user for user in (challenge.creator_user_id, challenge.counterparty_user_id) if user]
 
 
-def requirement_met(rule: StakeRule | None, challenge: dict[str, Any], stakes: list[dict[str, Any]]) -> bool:
+def requirement_met(rule: StakeRule | None, challenge: ChallengeRecord, stakes: list[StakeRecord]) -> bool:
     """Both parties hold the required stake (trivially true when the mode requires none)."""
     if rule is None:
         return True
-    holders = {stake["user_id"] for stake in stakes if stake["type"] == rule.type and stake["status"] == "HELD"}
-    return challenge["counterparty_user_id"] is not None and set(parties(challenge)) <= holders
+    holders = {stake.user_id for stake in stakes if stake.type == rule.type and stake.status == "HELD"}
+    return challenge.counterparty_user_id is not None and set(parties(challenge)) <= holders
 
 
 def validate(rule: StakeRule | None, stake_type: str, amount: str, currency_code: str) -> int:
@@ -83,7 +83,7 @@ def hold_statements(
     """Insert a HELD stake and its HOLD ledger entry, both only if the change wins."""
     stake_id = new_id()
     stamp = format_time(now)
-    challenge_id = change.challenge["id"]
+    challenge_id = change.challenge.id
     return stake_id, [
         store.stake_insert(
             db,
@@ -113,11 +113,11 @@ def hold_statements(
 
 
 def end_statements(
-    db: Database, change: Change, stakes: list[dict[str, Any]], ends: list[settlement.StakeEnd], now: datetime
+    db: Database, change: Change, stakes: list[StakeRecord], ends: list[settlement.StakeEnd], now: datetime
 ) -> None:
     """Append the guarded writes ending each stake: status (only from HELD), ledger entries, one event each."""
     stamp = format_time(now)
-    by_id = {stake["id"]: stake for stake in stakes}
+    by_id = {stake.id: stake for stake in stakes}
     for end in ends:
         stake = by_id[end.stake_id]
         change.extra.append(store.stake_end_update(db, change.guard(), end.stake_id, end.status, stamp))
@@ -128,36 +128,34 @@ def end_statements(
                     change.guard(),
                     entry_id=new_id(),
                     stake_id=end.stake_id,
-                    challenge_id=change.challenge["id"],
+                    challenge_id=change.challenge.id,
                     entry_type=entry.entry_type,
                     account=entry.account,
                     amount=str(entry.amount),
-                    currency_code=stake["currency_code"],
+                    currency_code=stake.currency_code,
                     stamp=stamp,
                 )
             )
         payload = {
-            "challenge_id": change.challenge["id"],
+            "challenge_id": change.challenge.id,
             "stake_id": end.stake_id,
-            "type": stake["type"],
-            "amount": stake["amount"],
-            "currency_code": stake["currency_code"],
+            "type": stake.type,
+            "amount": stake.amount,
+            "currency_code": stake.currency_code,
             "status": end.status,
         }
-        change.events.append((STAKE_EVENTS[end.status], payload, stake["user_id"]))
+        change.events.append((STAKE_EVENTS[end.status], payload, stake.user_id))
 
 
-def settle_into(db: Database, change: Change, held: list[dict[str, Any]], outcome: str | None, now: datetime) -> None:
+def settle_into(db: Database, change: Change, held: list[StakeRecord], outcome: str | None, now: datetime) -> None:
     """Add the stake endings for `outcome` to a finishing change (refund all when there is no winner)."""
     if not held:
         return
-    ends = settlement.settle(
-        held, outcome, change.challenge["creator_user_id"], change.challenge["counterparty_user_id"]
-    )
+    ends = settlement.settle(held, outcome, change.challenge.creator_user_id, change.challenge.counterparty_user_id)
     end_statements(db, change, held, ends, now)
 
 
-def refund_into(db: Database, change: Change, held: list[dict[str, Any]], now: datetime) -> None:
+def refund_into(db: Database, change: Change, held: list[StakeRecord], now: datetime) -> None:
     """Add a refund of every `held` stake to a change that ends the challenge without an outcome."""
     if held:
         end_statements(db, change, held, settlement.refund_all(held), now)

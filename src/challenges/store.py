@@ -1,58 +1,62 @@
-"""The challenge aggregate's store: every read of a challenge and what hangs off it, in one D1 batch."""
+"""The challenge aggregate's store: all of its SQL; reads in one D1 batch parsed into typed records, writes as
+statements for the action's one batch."""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 from challenges.attestation import AttestationRow, parse_openings
+from challenges.records import (
+    ChallengeRecord,
+    EnforcedConfigRecord,
+    FireConfigRecord,
+    FundsRequirementRecord,
+    HistoryEntry,
+    SlashEntry,
+    StakeRecord,
+    WalletRequirementRecord,
+)
 from core.auth import Caller, Principal, preloaded_or_read
 from core.errors import ApiError
 from core.ids import is_uuid4
 from db.port import MAX_BOUND_PARAMETERS, Database, QueryResult, Row, Statement
 
-DEADLINE_COLUMNS = (
-    "accept_deadline",
-    "verification_deadline",
-    "response_deadline",
-    "dispute_deadline",
-    "resolution_due_at",
-)
 PARTY_ACTIONS = ("COMPLETE", "RESPOND", "RESOLVE")
+_Record = TypeVar("_Record")
 
 
 @dataclass(frozen=True)
 class Aggregate:
-    """A challenge with everything an endpoint or action needs, loaded in one batch.
+    """A challenge with everything an endpoint or action needs, loaded in one batch, as typed records."""
 
-    `challenge` is the challenges row as stored (its columns are the schema's); the rest is typed here.
-    """
-
-    challenge: Row
+    challenge: ChallengeRecord
     # The caller's role (CREATOR, COUNTERPARTY, ADMIN) or None; None also when loaded without a caller.
     role: str | None = None
-    wallet_requirements: list[Row] = field(default_factory=list)
-    funds_requirements: list[Row] = field(default_factory=list)
-    stakes: list[Row] = field(default_factory=list)
-    slash_entries: list[Row] = field(default_factory=list)
-    fire_config: Row | None = None
-    enforced_config: Row | None = None
+    wallet_requirements: list[WalletRequirementRecord] = field(default_factory=list)
+    funds_requirements: list[FundsRequirementRecord] = field(default_factory=list)
+    stakes: list[StakeRecord] = field(default_factory=list)
+    slash_entries: list[SlashEntry] = field(default_factory=list)
+    fire_config: FireConfigRecord | None = None
+    enforced_config: EnforcedConfigRecord | None = None
     # action (COMPLETE, RESPOND, RESOLVE) → user id → payload: each party's latest action of that kind.
     party_actions: dict[str, dict[str, str | None]] = field(default_factory=dict)
     # (wallet address, user id) pairs with a live (unrevoked) wallet verification, for this challenge's wallets.
     verified_wallets: frozenset[tuple[str, str]] = frozenset()
     attestations: dict[str, AttestationRow] = field(default_factory=dict)
+    # When the standing proposal was announced (its event's time): loaded only by timeouts_due.
+    proposal_announced_at: str | None = None
 
     @property
     def id(self) -> str:
-        return str(self.challenge["id"])
+        return self.challenge.id
 
     @property
-    def held_stakes(self) -> list[Row]:
-        return [stake for stake in self.stakes if stake["status"] == "HELD"]
+    def held_stakes(self) -> list[StakeRecord]:
+        return [stake for stake in self.stakes if stake.status == "HELD"]
 
     def actions(self, action: str) -> dict[str, str | None]:
         return dict(self.party_actions.get(action, {}))
@@ -65,7 +69,7 @@ class Aggregate:
 class Timeline:
     """A challenge's status history and its events (GET /challenges/{id}/events)."""
 
-    history: list[Row]
+    history: list[HistoryEntry]
     events: list[dict[str, Any]]
 
 
@@ -130,8 +134,37 @@ def _by_challenge(rows: list[Row]) -> dict[str, list[Row]]:
     return grouped
 
 
+def _record(cls: type[_Record], row: Row) -> _Record:
+    """The record of `row`: each of the dataclass's fields from the column of that name (others ignored);
+    INTEGER columns (fields typed `int`) as ints whatever number type the driver returned."""
+    values = {}
+    for column in fields(cls):  # type: ignore[arg-type]
+        value = row[column.name]
+        values[column.name] = int(value) if column.type == "int" else value
+    return cls(**values)
+
+
+def _records(cls: type[_Record], rows: list[Row] | None) -> list[_Record]:
+    return [_record(cls, row) for row in rows or []]
+
+
+def _optional(cls: type[_Record], rows: list[Row] | None) -> _Record | None:
+    return _record(cls, rows[0]) if rows else None
+
+
+def _attestation(row: Row) -> AttestationRow:
+    return AttestationRow(
+        kind=row["kind"],
+        hash=row["hash"],
+        canonical_input=row["canonical_input"],
+        openings=parse_openings(row["openings"]),
+        created_at=row["created_at"],
+    )
+
+
 def _parse(results: Sequence[QueryResult], *, detail: bool) -> list[Aggregate]:
-    """Aggregates from the results of `_statements` (in the challenges statement's order)."""
+    """Aggregates from the results of `_statements` (in the challenges statement's order): every row is
+    parsed into its record here, once."""
     challenges = results[0].results
     wallets, funds, stakes, slashes, fire, enforced = (_by_challenge(r.results) for r in results[1:7])
     actions: dict[str, list[Row]] = {}
@@ -149,43 +182,35 @@ def _parse(results: Sequence[QueryResult], *, detail: bool) -> list[Aggregate]:
             party_actions.setdefault(action["action"], {})[action["user_id"]] = action["payload"]
         aggregates.append(
             Aggregate(
-                challenge=row,
-                wallet_requirements=wallets.get(challenge_id, []),
-                funds_requirements=funds.get(challenge_id, []),
-                stakes=stakes.get(challenge_id, []),
-                slash_entries=slashes.get(challenge_id, []),
-                fire_config=_first(fire.get(challenge_id)),
-                enforced_config=_first(enforced.get(challenge_id)),
+                challenge=_record(ChallengeRecord, row),
+                wallet_requirements=_records(WalletRequirementRecord, wallets.get(challenge_id)),
+                funds_requirements=_records(FundsRequirementRecord, funds.get(challenge_id)),
+                stakes=_records(StakeRecord, stakes.get(challenge_id)),
+                slash_entries=_records(SlashEntry, slashes.get(challenge_id)),
+                fire_config=_optional(FireConfigRecord, fire.get(challenge_id)),
+                enforced_config=_optional(EnforcedConfigRecord, enforced.get(challenge_id)),
                 party_actions=party_actions,
                 verified_wallets=frozenset(
                     (row["wallet_address"], row["verified_user_id"]) for row in verified.get(challenge_id, [])
                 ),
-                attestations={
-                    a["kind"]: AttestationRow(
-                        kind=a["kind"],
-                        hash=a["hash"],
-                        canonical_input=a["canonical_input"],
-                        openings=parse_openings(a["openings"]),
-                        created_at=a["created_at"],
-                    )
-                    for a in attestations.get(challenge_id, [])
-                },
+                attestations={a["kind"]: _attestation(a) for a in attestations.get(challenge_id, [])},
+                proposal_announced_at=row.get("proposal_announced_at"),
             )
         )
     return aggregates
 
 
-def role_of(challenge: Row, principal: Principal | None, wallets: set[str]) -> str | None:
+def role_of(challenge: ChallengeRecord, principal: Principal | None, wallets: set[str]) -> str | None:
     """CREATOR, COUNTERPARTY, ADMIN or None. An invited wallet's verified owner counts as the counterparty."""
     if principal is None:
         return None
     if principal.is_admin:
         return "ADMIN"
-    if principal.user_id == challenge["creator_user_id"]:
+    if principal.user_id == challenge.creator_user_id:
         return "CREATOR"
-    if challenge["counterparty_user_id"] is not None:
-        return "COUNTERPARTY" if principal.user_id == challenge["counterparty_user_id"] else None
-    wallet = challenge["counterparty_wallet"]
+    if challenge.counterparty_user_id is not None:
+        return "COUNTERPARTY" if principal.user_id == challenge.counterparty_user_id else None
+    wallet = challenge.counterparty_wallet
     if wallet and principal.user_id and wallet in wallets:
         return "COUNTERPARTY"
     return None
@@ -213,6 +238,11 @@ def users_statement(db: Database, user_ids: list[str]) -> Statement:
     """Which of `user_ids` exist (a named counterparty at creation), as rows of `id`."""
     marks = ", ".join("?" for _ in user_ids)
     return db.prepare(f"SELECT id FROM users WHERE id IN ({marks})").bind(*user_ids)  # noqa: S608 — marks only
+
+
+def known_users(result: QueryResult) -> set[str]:
+    """The ids `users_statement` found."""
+    return {row["id"] for row in result.results}
 
 
 def visible_statements(db: Database, challenge_id: str, caller: Caller, *, timeline: bool = False) -> list[Statement]:
@@ -275,16 +305,12 @@ async def load_timeline(db: Database, challenge_id: str, principal: Principal | 
     """The visible aggregate with its history and events, in the same single round trip."""
     aggregate, (history, events) = await _load_for(db, challenge_id, principal, timeline=True)
     return aggregate, Timeline(
-        history=history.results,
+        history=_records(HistoryEntry, history.results),
         events=[
             {"id": row["id"], "type": row["type"], "created_at": row["created_at"], "data": json.loads(row["payload"])}
             for row in events.results
         ],
     )
-
-
-def _first(rows: list[Row] | None) -> Row | None:
-    return rows[0] if rows else None
 
 
 # -- writes: the statements an action's batch is made of ----------------------------------------------------
@@ -743,27 +769,24 @@ def requirements_view(aggregate: Aggregate) -> dict[str, dict[str, Any]]:
     """Each side's wallet requirement and funds checks with PASSED/FAILED (never a balance)."""
     result: dict[str, dict[str, Any]] = {}
     for side in aggregate.wallet_requirements:
-        result[side["side"].lower()] = {
-            "wallet_address": side["wallet_address"],
-            "network": side["network"],
-            "wallet_status": side["wallet_status"],
+        result[side.side.lower()] = {
+            "wallet_address": side.wallet_address,
+            "network": side.network,
+            "wallet_status": side.wallet_status,
             "funds_checks": [],
         }
     for check in aggregate.funds_requirements:
-        checks = result.get(check["side"].lower())
+        checks = result.get(check.side.lower())
         if checks is None:
             continue
         checks["funds_checks"].append(
             {
-                name: check[name]
-                for name in (
-                    "asset_type",
-                    "token_address",
-                    "min_balance",
-                    "currency_symbol",
-                    "status",
-                    "checked_at",
-                )
+                "asset_type": check.asset_type,
+                "token_address": check.token_address,
+                "min_balance": check.min_balance,
+                "currency_symbol": check.currency_symbol,
+                "status": check.status,
+                "checked_at": check.checked_at,
             }
         )
     return result
@@ -774,67 +797,114 @@ def _settlement(aggregate: Aggregate) -> dict[str, str] | None:
         return None
     parts = {"winner": 0, "treasury": 0, "burn": 0, "provers": 0}
     for entry in aggregate.slash_entries:
-        parts[entry["entry_type"].removeprefix("SLASH_").lower()] += int(entry["amount"])
+        parts[entry.entry_type.removeprefix("SLASH_").lower()] += int(entry.amount)
     return {name: str(amount) for name, amount in parts.items()}
 
 
-def _config_view(config: Row | None) -> dict[str, Any] | None:
+def _fire_view(config: FireConfigRecord | None) -> dict[str, Any] | None:
+    """The FIRE config as the API shows it: every column but the challenge id and the oracle's schedule."""
     if config is None:
         return None
-    view = dict(config)
-    view.pop("challenge_id", None)
-    view.pop("oracle_next_check_at", None)
-    return view
-
-
-def proposal(challenge: Row) -> dict[str, Any] | None:
-    """The standing outcome proposal as both parties see it (SPEC §7 `resolve`), or None."""
-    if not challenge["proposed_outcome"]:
-        return None
-    announced = challenge["proposed_at"] is not None
     return {
-        "outcome": challenge["proposed_outcome"],
-        "proposed_by": challenge["proposed_by"],
-        "proposed_at": challenge["proposed_at"],
-        # ENFORCED only (the others have no dispute deadline); it ran from the announcement.
-        "dispute_window_ends_at": challenge["dispute_deadline"] if announced else None,
-        "event_id": challenge["proposal_event_id"],
+        "honesty_bond_amount": config.honesty_bond_amount,
+        "currency_code": config.currency_code,
+        "resolution_strategy": config.resolution_strategy,
+        "oracle_network": config.oracle_network,
+        "oracle_feed_address": config.oracle_feed_address,
+        "oracle_comparator": config.oracle_comparator,
+        "oracle_threshold": config.oracle_threshold,
+        "oracle_resolve_after": config.oracle_resolve_after,
     }
+
+
+def _enforced_view(config: EnforcedConfigRecord | None) -> dict[str, Any] | None:
+    """The ENFORCED config as the API shows it: every column but the challenge id."""
+    if config is None:
+        return None
+    return {
+        "accept_timeout_seconds": config.accept_timeout_seconds,
+        "response_timeout_seconds": config.response_timeout_seconds,
+        "dispute_timeout_seconds": config.dispute_timeout_seconds,
+        "stake_amount": config.stake_amount,
+        "currency_code": config.currency_code,
+    }
+
+
+def proposal(challenge: ChallengeRecord) -> dict[str, Any] | None:
+    """The standing outcome proposal as both parties see it (SPEC §7 `resolve`), or None."""
+    if not challenge.proposed_outcome:
+        return None
+    announced = challenge.proposed_at is not None
+    return {
+        "outcome": challenge.proposed_outcome,
+        "proposed_by": challenge.proposed_by,
+        "proposed_at": challenge.proposed_at,
+        # ENFORCED only (the others have no dispute deadline); it ran from the announcement.
+        "dispute_window_ends_at": challenge.dispute_deadline if announced else None,
+        "event_id": challenge.proposal_event_id,
+    }
+
+
+def history_view(timeline: Timeline) -> list[dict[str, Any]]:
+    """The status history as GET /challenges/{id}/events shows it."""
+    return [
+        {
+            "from_status": entry.from_status,
+            "to_status": entry.to_status,
+            "actor": entry.actor,
+            "reason": entry.reason,
+            "created_at": entry.created_at,
+        }
+        for entry in timeline.history
+    ]
 
 
 def serialize(aggregate: Aggregate) -> dict[str, Any]:
     """The API view of a challenge (ChallengeOut), from its loaded aggregate: no query."""
     challenge = aggregate.challenge
-    mode = challenge["mode"]
+    mode = challenge.mode
     return {
-        "id": challenge["id"],
+        "id": challenge.id,
         "mode": mode,
-        "status": challenge["status"],
-        "title": challenge["title"],
-        "description": challenge["description"],
-        "creator_user_id": challenge["creator_user_id"],
-        "counterparty_user_id": challenge["counterparty_user_id"],
-        "counterparty_wallet": challenge["counterparty_wallet"],
-        "expires_at": challenge["expires_at"],
-        "deadlines": {name.removesuffix("_deadline"): challenge[name] for name in DEADLINE_COLUMNS},
-        "created_at": challenge["created_at"],
-        "updated_at": challenge["updated_at"],
-        "intent_locked_at": challenge["intent_locked_at"],
-        "completed_at": challenge["completed_at"],
-        "initiator_hash": challenge["initiator_hash"],
-        "counter_hash": challenge["counter_hash"],
-        "final_hash": challenge["final_hash"],
+        "status": challenge.status,
+        "title": challenge.title,
+        "description": challenge.description,
+        "creator_user_id": challenge.creator_user_id,
+        "counterparty_user_id": challenge.counterparty_user_id,
+        "counterparty_wallet": challenge.counterparty_wallet,
+        "expires_at": challenge.expires_at,
+        "deadlines": {
+            "accept": challenge.accept_deadline,
+            "verification": challenge.verification_deadline,
+            "response": challenge.response_deadline,
+            "dispute": challenge.dispute_deadline,
+            "resolution_due_at": challenge.resolution_due_at,
+        },
+        "created_at": challenge.created_at,
+        "updated_at": challenge.updated_at,
+        "intent_locked_at": challenge.intent_locked_at,
+        "completed_at": challenge.completed_at,
+        "initiator_hash": challenge.initiator_hash,
+        "counter_hash": challenge.counter_hash,
+        "final_hash": challenge.final_hash,
         "requirements": requirements_view(aggregate),
         "stakes": [
-            {name: stake[name] for name in ("id", "user_id", "type", "amount", "currency_code", "status")}
+            {
+                "id": stake.id,
+                "user_id": stake.user_id,
+                "type": stake.type,
+                "amount": stake.amount,
+                "currency_code": stake.currency_code,
+                "status": stake.status,
+            }
             for stake in aggregate.stakes
         ],
-        "outcome": challenge["outcome"],
+        "outcome": challenge.outcome,
         "proposed_outcome": proposal(challenge),
         "settlement": _settlement(aggregate),
         # Only the mode's own config is shown, as before (a config row of another mode never exists anyway).
-        "fire_config": _config_view(aggregate.fire_config) if mode == "FIRE" else None,
-        "enforced_config": _config_view(aggregate.enforced_config) if mode == "ENFORCED" else None,
+        "fire_config": _fire_view(aggregate.fire_config) if mode == "FIRE" else None,
+        "enforced_config": _enforced_view(aggregate.enforced_config) if mode == "ENFORCED" else None,
     }
 
 
@@ -931,7 +1001,7 @@ async def list_for_user(
     next_cursor = None
     if len(aggregates) > limit:
         last = aggregates[limit - 1].challenge
-        next_cursor = encode_cursor(last["created_at"], last["id"])
+        next_cursor = encode_cursor(last.created_at, last.id)
     return aggregates[:limit], next_cursor
 
 
@@ -957,21 +1027,20 @@ async def reschedule_oracle(db: Database, challenge_id: str, next_check_at: str)
     )
 
 
-# The announcement of the standing proposal (if its event row exists) and the dispute window it opened:
-# a proposal settles money only once that window, measured from the announcement, has passed.
+# The announcement of the standing proposal (if its event row exists): a proposal settles money only once
+# its dispute window (the ENFORCED config's, loaded with the aggregate), measured from the announcement, passed.
 _DUE_SQL = (
-    "SELECT c.*, e.created_at AS proposal_announced_at, f.dispute_timeout_seconds AS dispute_window_seconds"
+    "SELECT c.*, e.created_at AS proposal_announced_at"
     " FROM challenges c"
     " LEFT JOIN events e ON e.id = c.proposal_event_id AND e.challenge_id = c.id"
     " AND e.type = 'challenge.outcome_proposed'"
-    " LEFT JOIN enforced_configs f ON f.challenge_id = c.id"
     " WHERE c.next_deadline_at IS NOT NULL AND c.next_deadline_at <= ?"
     " AND c.status NOT IN ('COMPLETED', 'CANCELLED', 'EXPIRED') ORDER BY c.next_deadline_at LIMIT ?"
 )
 
 
 async def timeouts_due(db: Database, stamp: str, limit: int) -> list[Aggregate]:
-    """Challenges whose watched deadline passed, whole, in one batch. Each row (`Aggregate.challenge`) also
-    carries `proposal_announced_at` and `dispute_window_seconds`."""
+    """Challenges whose watched deadline passed, whole, in one batch, each with its proposal's announcement
+    time (`Aggregate.proposal_announced_at`)."""
     scope = _paged(_DUE_SQL, (stamp, limit))
     return _parse(await db.batch(_statements(db, scope, detail=True)), detail=True)

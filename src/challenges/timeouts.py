@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from challenges import modes, outcomes, stakes, store, transitions
+from challenges.records import ChallengeRecord
 from challenges.store import Aggregate
 from challenges.transitions import Change, event_payload, with_deadline
 from core.clock import format_time, parse_time
@@ -18,9 +18,9 @@ BATCH_LIMIT = 25
 SYSTEM_ACTOR = "system:timeout"
 
 
-def _rule(challenge: dict[str, Any]) -> tuple[str, str] | None:
+def _rule(challenge: ChallengeRecord) -> tuple[str, str] | None:
     """(target status, reason) for a challenge whose watched deadline has passed."""
-    status, mode = challenge["status"], challenge["mode"]
+    status, mode = challenge.status, challenge.mode
     if status == modes.AWAITING_COUNTERPARTY:
         return modes.EXPIRED, "accept deadline passed"
     if status == modes.AWAITING_GATEKEEPER:
@@ -34,25 +34,25 @@ def _rule(challenge: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _window_seconds(challenge: dict[str, Any]) -> int:
-    seconds = challenge.get("dispute_window_seconds")
-    return int(seconds) if seconds is not None else outcomes.DEFAULT_DISPUTE_TIMEOUT_SECONDS
+def _window_seconds(aggregate: Aggregate) -> int:
+    """The dispute window a proposal opens: the ENFORCED config's, else the default."""
+    config = aggregate.enforced_config
+    return int(config.dispute_timeout_seconds) if config is not None else outcomes.DEFAULT_DISPUTE_TIMEOUT_SECONDS
 
 
-async def _close_dispute_window(
-    services: Services, challenge: dict[str, Any], aggregate: Aggregate, reason: str, now: datetime
-) -> bool:
+async def _close_dispute_window(services: Services, aggregate: Aggregate, reason: str, now: datetime) -> bool:
     """Settle per the proposal whose window passed; True if settled, False if the window was (re)started.
 
-    `challenge` is the row as scanned (its version guards the change); `aggregate` holds its stakes and proposals.
+    The challenge is the row as scanned (its version guards the change), with its stakes and proposals.
     """
-    outcome = challenge["proposed_outcome"]
+    challenge = aggregate.challenge
+    outcome = challenge.proposed_outcome
     if outcome is None:
         # Nobody proposed anything: nobody wins, every stake is refunded.
         change = Change(challenge, SYSTEM_ACTOR, reason)
         await outcomes.finish(services, change, aggregate.held_stakes, "NO_CONTEST", now)
         return True
-    announced_at = challenge.get("proposal_announced_at")
+    announced_at = aggregate.proposal_announced_at
     if announced_at is None:
         # A proposal the other party was never told about (stored before announcements existed):
         # announce it now, and its window starts now.
@@ -60,17 +60,17 @@ async def _close_dispute_window(
         proposers = [user for user, proposed in proposals.items() if proposed == outcome]
         proposed_by = proposers[0] if len(proposers) == 1 else None
         change = Change(challenge, SYSTEM_ACTOR, f"outcome proposed: {outcome} (announced late)")
-        outcomes.announce(change, outcome, proposed_by, _window_seconds(challenge), now)
-        await transitions.apply(services.db, with_deadline(change, challenge["status"]), now)
+        outcomes.announce(change, outcome, proposed_by, _window_seconds(aggregate), now)
+        await transitions.apply(services.db, with_deadline(change, challenge.status), now)
         return False
-    window_end = parse_time(announced_at) + timedelta(seconds=_window_seconds(challenge))
+    window_end = parse_time(announced_at) + timedelta(seconds=_window_seconds(aggregate))
     if now < window_end:
         # The stored deadline is earlier than the announcement allows: the loser keeps the whole window.
         change = Change(
             challenge, SYSTEM_ACTOR, "dispute window runs from the announcement",
             set_columns={"dispute_deadline": format_time(window_end)},
         )  # fmt: skip
-        await transitions.apply(services.db, with_deadline(change, challenge["status"]), now)
+        await transitions.apply(services.db, with_deadline(change, challenge.status), now)
         return False
     await outcomes.finish(services, Change(challenge, SYSTEM_ACTOR, reason), aggregate.held_stakes, outcome, now)
     return True
@@ -88,7 +88,7 @@ async def expire_due(services: Services) -> dict[str, int]:
         target, reason = rule
         try:
             if target == modes.COMPLETED:
-                if not await _close_dispute_window(services, challenge, aggregate, reason, now):
+                if not await _close_dispute_window(services, aggregate, reason, now):
                     deferred += 1
                     continue
             else:

@@ -11,6 +11,7 @@ from typing import Any
 
 from challenges import attestation, modes, store
 from challenges.deadlines import next_deadline
+from challenges.records import ChallengeRecord
 from challenges.store import Aggregate
 from core.auth import Principal
 from core.clock import format_time, parse_time
@@ -24,7 +25,7 @@ from relay.outbox import event_statement
 class Change:
     """What one action does to a challenge; `to_status` None means no status move (still serialized)."""
 
-    challenge: dict[str, Any]
+    challenge: ChallengeRecord
     actor: str
     reason: str
     to_status: str | None = None
@@ -43,38 +44,41 @@ class Change:
 
     def guard(self) -> store.Guard:
         """What holds only after this change committed: the condition of every write that depends on it."""
-        return store.guard(self.challenge["id"], self.change_id)
+        return store.guard(self.challenge.id, self.change_id)
+
+    def merged(self) -> ChallengeRecord:
+        """The challenge as it reads once this change's columns are written (its status aside)."""
+        return self.challenge.with_columns(self.set_columns)
 
 
 def actor(principal: Principal) -> str:
     return "admin" if principal.is_admin else f"user:{principal.user_id}"
 
 
-def event_payload(challenge: dict[str, Any], status: str, **extra: Any) -> dict[str, Any]:
+def event_payload(challenge: ChallengeRecord, status: str, **extra: Any) -> dict[str, Any]:
     return {
-        "challenge_id": challenge["id"],
-        "mode": challenge["mode"],
+        "challenge_id": challenge.id,
+        "mode": challenge.mode,
         "status": status,
-        "from_status": challenge["status"],
+        "from_status": challenge.status,
         **extra,
     }
 
 
-def ensure_action(challenge: dict[str, Any], action: str) -> None:
-    if modes.action_allowed(challenge["mode"], challenge["status"], action):
+def ensure_action(challenge: ChallengeRecord, action: str) -> None:
+    if modes.action_allowed(challenge.mode, challenge.status, action):
         return
     raise ApiError(
         "E3014",
-        f"'{action}' is not possible for a {challenge['mode']} challenge in {challenge['status']}",
-        {"action": action, "status": challenge["status"], "mode": challenge["mode"]},
+        f"'{action}' is not possible for a {challenge.mode} challenge in {challenge.status}",
+        {"action": action, "status": challenge.status, "mode": challenge.mode},
     )
 
 
-def ensure_before(challenge: dict[str, Any], column: str, now: datetime, code: str, message: str | None = None) -> None:
-    """Refuse with `code` once the challenge's `column` deadline has passed (no deadline: always open)."""
-    deadline = challenge[column]
+def ensure_before(name: str, deadline: str | None, now: datetime, code: str, message: str | None = None) -> None:
+    """Refuse with `code` once the deadline `name` (a column) has passed (no deadline: always open)."""
     if deadline and parse_time(deadline) <= now:
-        raise ApiError(code, message, {column: deadline})
+        raise ApiError(code, message, {name: deadline})
 
 
 def require_role(role: str | None, *allowed: str) -> None:
@@ -84,8 +88,7 @@ def require_role(role: str | None, *allowed: str) -> None:
 
 def with_deadline(change: Change, to_status: str) -> Change:
     """Keep next_deadline_at in step with the status the change lands in."""
-    merged = {**change.challenge, **change.set_columns}
-    change.set_columns["next_deadline_at"] = next_deadline(change.challenge["mode"], to_status, merged)
+    change.set_columns["next_deadline_at"] = next_deadline(to_status, change.merged())
     return change
 
 
@@ -101,7 +104,7 @@ def add_attestations(
                 db,
                 change.guard(),
                 attestation_id=new_id(),
-                challenge_id=change.challenge["id"],
+                challenge_id=change.challenge.id,
                 kind=kind,
                 hash=hash_,
                 canonical_input=canonical_input,
@@ -113,14 +116,14 @@ def add_attestations(
 
 def _history(db: Database, change: Change, from_status: str, to_status: str, stamp: str) -> Statement:
     return store.history_insert(
-        db, change.guard(), change.challenge["id"], from_status, to_status, change.actor, change.reason, stamp
+        db, change.guard(), change.challenge.id, from_status, to_status, change.actor, change.reason, stamp
     )
 
 
 def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
     challenge = change.challenge
-    current = challenge["status"]
-    mode = challenge["mode"]
+    current = challenge.status
+    mode = challenge.mode
     path = [current] + ([change.via] if change.via else []) + ([change.to_status] if change.to_status else [])
     for before, after in itertools.pairwise(path):
         if not modes.allowed(mode, before, after):
@@ -130,9 +133,9 @@ def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
     stamp = format_time(now)
     update = store.transition_update(
         db,
-        challenge["id"],
+        challenge.id,
         from_status=current,
-        version=challenge["version"],
+        version=challenge.version,
         to_status=path[-1],
         change_id=change.change_id,
         stamp=stamp,
@@ -151,7 +154,7 @@ def statements(db: Database, change: Change, now: datetime) -> list[Statement]:
                 event_type,
                 payload,
                 now,
-                challenge_id=challenge["id"],
+                challenge_id=challenge.id,
                 user_id=user_id,
                 guard_sql=guard_sql,
                 guard_params=guard_params,
@@ -167,11 +170,11 @@ async def apply(db: Database, change: Change, now: datetime) -> Aggregate | None
 
     409 E3014 when another request moved the challenge first.
     """
-    changed, after = await store.commit(db, statements(db, change, now), change.challenge["id"])
+    changed, after = await store.commit(db, statements(db, change, now), change.challenge.id)
     if changed != 1:
         raise ApiError(
             "E3014",
             "The challenge changed while this request was processed; reload and retry",
-            {"status": change.challenge["status"]},
+            {"status": change.challenge.status},
         )
     return after

@@ -8,6 +8,7 @@ from typing import Any
 
 from chain.networks import UnsupportedNetwork, network_by_name
 from challenges import modes, store, transitions
+from challenges.records import ChallengeRecord, FundsRequirementRecord, WalletRequirementRecord
 from challenges.store import Aggregate
 from challenges.transitions import Change, actor, event_payload, with_deadline
 from core.auth import Principal
@@ -21,7 +22,7 @@ from gatekeeper import funds
 class CheckResult:
     """One funds requirement's result; the balance stays inside the funds service."""
 
-    requirement: dict[str, Any]
+    requirement: FundsRequirementRecord
     status: str
     attestation_id: str
     block_number: int
@@ -34,7 +35,7 @@ class Outcome:
     verified_sides: list[str] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
     funds_results: list[Any] = field(default_factory=list)
-    wallets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wallets: dict[str, WalletRequirementRecord] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -47,19 +48,19 @@ class Outcome:
             return None
         checks = [
             {
-                "asset_type": r.requirement["asset_type"],
-                "token_address": r.requirement["token_address"],
-                "min_balance": r.requirement["min_balance"],
-                "currency_symbol": r.requirement["currency_symbol"],
+                "asset_type": r.requirement.asset_type,
+                "token_address": r.requirement.token_address,
+                "min_balance": r.requirement.min_balance,
+                "currency_symbol": r.requirement.currency_symbol,
                 "status": r.status,
                 "block_number": r.block_number,
                 "balance_commitment": r.balance_commitment,
                 "attestation_id": r.attestation_id,
             }
             for r in self.results
-            if r.requirement["side"] == side
+            if r.requirement.side == side
         ]
-        return {"wallet_address": wallet["wallet_address"], "network": wallet["network"], "funds_checks": checks}
+        return {"wallet_address": wallet.wallet_address, "network": wallet.network, "funds_checks": checks}
 
     def add_statements(self, services: Services, change: Change, now: datetime) -> None:
         """Store results with the state change: all guarded, so a lost race stores nothing."""
@@ -72,11 +73,11 @@ class Outcome:
         for result in self.results:
             change.extra.append(
                 store.funds_result_update(
-                    db, change.guard(), result.requirement["id"], result.status, result.attestation_id, stamp
+                    db, change.guard(), result.requirement.id, result.status, result.attestation_id, stamp
                 )
             )
         for side in self.verified_sides:
-            change.extra.append(store.wallet_verified_update(db, change.guard(), change.challenge["id"], side))
+            change.extra.append(store.wallet_verified_update(db, change.guard(), change.challenge.id, side))
 
 
 async def run(services: Services, aggregate: Aggregate, *, sides: tuple[str, ...]) -> Outcome:
@@ -86,37 +87,37 @@ async def run(services: Services, aggregate: Aggregate, *, sides: tuple[str, ...
     """
     challenge = aggregate.challenge
     outcome = Outcome()
-    users = {"CREATOR": challenge["creator_user_id"], "COUNTERPARTY": challenge["counterparty_user_id"]}
+    users = {"CREATOR": challenge.creator_user_id, "COUNTERPARTY": challenge.counterparty_user_id}
     for wallet in aggregate.wallet_requirements:
-        if wallet["side"] not in sides:
+        if wallet.side not in sides:
             continue
-        outcome.wallets[wallet["side"]] = wallet
-        if aggregate.wallet_verified(wallet["wallet_address"], users[wallet["side"]]):
-            outcome.verified_sides.append(wallet["side"])
+        outcome.wallets[wallet.side] = wallet
+        if aggregate.wallet_verified(wallet.wallet_address, users[wallet.side]):
+            outcome.verified_sides.append(wallet.side)
         else:
-            outcome.pending.append(wallet["side"].lower())
+            outcome.pending.append(wallet.side.lower())
     if outcome.pending:
         return outcome
-    requirements = [row for row in aggregate.funds_requirements if row["side"] in sides]
+    requirements = [row for row in aggregate.funds_requirements if row.side in sides]
     if requirements:
         await _check_funds(services, challenge, requirements, outcome)
     return outcome
 
 
 async def _check_funds(
-    services: Services, challenge: dict[str, Any], rows: list[dict[str, Any]], outcome: Outcome
+    services: Services, challenge: ChallengeRecord, rows: list[FundsRequirementRecord], outcome: Outcome
 ) -> None:
     env = services.env
     try:
         requirements = [
             funds.FundsRequirement(
-                wallet_address=row["wallet_address"],
-                network=network_by_name(row["network"], env),
-                asset_type=row["asset_type"],
-                token_address=row["token_address"],
-                min_balance=int(row["min_balance"]),
-                requirement_id=row["id"],
-                challenge_id=challenge["id"],
+                wallet_address=row.wallet_address,
+                network=network_by_name(row.network, env),
+                asset_type=row.asset_type,
+                token_address=row.token_address,
+                min_balance=int(row.min_balance),
+                requirement_id=row.id,
+                challenge_id=challenge.id,
             )
             for row in rows
         ]
@@ -131,12 +132,12 @@ async def _check_funds(
 
 
 async def apply_failure(
-    services: Services, challenge: dict[str, Any], outcome: Outcome, principal: Principal
+    services: Services, challenge: ChallengeRecord, outcome: Outcome, principal: Principal
 ) -> Aggregate | None:
     """A FAILED funds check cancels the challenge, keeping each requirement's PASSED/FAILED (never balances)."""
     now = services.now()
     failed = [
-        {"side": r.requirement["side"].lower(), "position": r.requirement["position"], "status": r.status}
+        {"side": r.requirement.side.lower(), "position": r.requirement.position, "status": r.status}
         for r in outcome.results
     ]
     change = Change(
