@@ -151,10 +151,11 @@ async def test_check_reads_at_one_block_in_two_requests(api: ApiClient, node: Fa
     assert body["block_number"] == BLOCK
     assert [host for host in node.hosts()] == ["rpc-a.test", "rpc-a.test"]
     first, second = (payload for _, payload in node.requests)
-    assert first["method"] == "eth_blockNumber"
+    # An endpoint met for the first time: its chain id rides with its head, in one request.
+    assert [call["method"] for call in first] == ["eth_chainId", "eth_blockNumber"]
     methods = [call["method"] for call in second]
-    assert methods == ["eth_blockNumber", "eth_chainId", "eth_getCode", "eth_call"]
-    assert all(call["params"][-1] == hex(BLOCK) for call in second[2:])
+    assert methods == ["eth_blockNumber", "eth_getCode", "eth_call"]
+    assert all(call["params"][-1] == hex(BLOCK) for call in second[1:])
 
 
 # -- RPC failures: every one a 502 E2004 (or a success after failover), never a 500 or a hang ---------------
@@ -195,8 +196,8 @@ def missing_result(request: httpx.Request, payload: Any, n: int) -> httpx.Respon
 
 def make_batch_missing_one(node: FakeNode) -> Callable[[httpx.Request, Any, int], httpx.Response | None]:
     def fault(request: httpx.Request, payload: Any, n: int) -> httpx.Response | None:
-        if not isinstance(payload, list):
-            return None  # eth_blockNumber answers fine
+        if not isinstance(payload, list) or payload[-1]["method"] != "eth_call":
+            return None  # the head (and chain id) answer fine
         return httpx.Response(200, json=node.answer(payload)[:-1])
 
     return fault
@@ -212,8 +213,9 @@ def make_batch_missing_one(node: FakeNode) -> Callable[[httpx.Request, Any, int]
         ("json-rpc error object", error_object, 6),
         ("wrong id", wrong_id, 6),
         ("missing result", missing_result, 6),
-        # Request 1 succeeds on rpc-a; the batch then fails 3 times there and 3 times on rpc-b.
-        ("batch missing an answer", None, 7),
+        # Each attempt is the endpoint's own head (answered) and then its batch (failing): 2 requests,
+        # 3 rounds over rpc-a and rpc-b.
+        ("batch missing an answer", None, 12),
     ],
 )
 async def test_rpc_failures_are_502_e2004(
@@ -232,7 +234,7 @@ async def test_rpc_failures_are_502_e2004(
     assert response.status == 502, name
     assert response.error_code == "E2004"
     assert response.json()["error"]["details"] == {"network": "eth-mainnet"}
-    # Retries (2 per endpoint) and failover (rpc-a, then rpc-b) really happened.
+    # Failover (rpc-a, then rpc-b) and retries (3 rounds over both) really happened.
     assert len(node.requests) == attempts
     assert node.hosts()[-1] == "rpc-b.test"
     assert await attestation_count(services) == 0
@@ -256,9 +258,9 @@ async def test_first_endpoint_down_second_answers(api: ApiClient, node: FakeNode
     assert row == {"provider_host": "rpc-b.test"}
 
 
-async def test_a_transient_error_is_retried_on_the_same_endpoint(api: ApiClient, node: FakeNode) -> None:
+async def test_a_block_the_endpoint_lacks_fails_over_to_the_next(api: ApiClient, node: FakeNode) -> None:
     def flaky(request: httpx.Request, payload: Any, n: int) -> httpx.Response | None:
-        if n == 2:  # the batch's first attempt: a lagging node behind the block we asked for
+        if n == 2:  # the batch's first attempt: a lagging backend behind the head it just reported
             return httpx.Response(
                 200, json=[{"jsonrpc": "2.0", "id": c["id"], "error": {"code": -32000, "message": "header not found"}}
                            for c in payload]
@@ -268,8 +270,28 @@ async def test_a_transient_error_is_retried_on_the_same_endpoint(api: ApiClient,
     node.fault = flaky
     response = await api.post(CHECK, json=native())
     assert response.status == 200, response.text
-    assert response.json()["provider"] == "rpc-a.test"
-    assert node.hosts() == ["rpc-a.test"] * 3
+    # Not the caller's error: the next endpoint reads at its own head.
+    assert response.json()["provider"] == "rpc-b.test"
+    assert node.hosts() == ["rpc-a.test", "rpc-a.test", "rpc-b.test", "rpc-b.test"]
+
+
+@pytest.mark.parametrize(
+    "message", ["BlockOutOfRangeError: block height is 5 but requested was 4660", "unknown block", "missing trie node"]
+)
+async def test_a_block_out_of_range_answer_is_never_the_callers_error(
+    api: ApiClient, node: FakeNode, message: str
+) -> None:
+    def behind_on_a(request: httpx.Request, payload: Any, n: int) -> httpx.Response | None:
+        if request.url.host == "rpc-a.test" and isinstance(payload, list) and len(payload) > 2:
+            # -32602 "invalid params", as anvil answers a read above its head.
+            error = {"code": -32602, "message": message}
+            return httpx.Response(200, json=[{"jsonrpc": "2.0", "id": c["id"], "error": error} for c in payload])
+        return None
+
+    node.fault = behind_on_a
+    response = await api.post(CHECK, json=erc20())
+    assert response.status == 200, response.text
+    assert response.json()["provider"] == "rpc-b.test"
 
 
 async def test_an_endpoint_on_the_wrong_chain_is_skipped(
@@ -353,10 +375,9 @@ async def test_retries_back_off_exponentially(
         await funds.check_requirements(services, [requirement], rpc_factory=factory)
     assert caught.value.code == "E2004"
     assert len(httpx_mock.get_requests()) == 6
-    # Two retries per endpoint, each wait about twice the last (up to 10 % jitter).
-    assert len(delays) == 4
-    for first, second in (delays[0:2], delays[2:4]):
-        assert 0.2 <= first <= 0.22 and 0.4 <= second <= 0.44
+    # Three rounds over both endpoints: failing over waits for nothing, each new round about twice the last.
+    assert len(delays) == 2
+    assert 0.2 <= delays[0] <= 0.22 and 0.4 <= delays[1] <= 0.44
 
 
 # -- tokens that are not tokens: 400 E2007 -------------------------------------------------------------
@@ -379,7 +400,7 @@ async def test_bad_tokens_are_400_e2007(
         node.call_result = call_result
 
     def reverting(request: httpx.Request, payload: Any, n: int) -> httpx.Response | None:
-        if not revert or not isinstance(payload, list):
+        if not revert or not isinstance(payload, list) or payload[-1]["method"] != "eth_call":
             return None
         answer = node.answer(payload)
         answer[-1] = {"jsonrpc": "2.0", "id": payload[-1]["id"], "error": {"code": 3, "message": "execution reverted"}}

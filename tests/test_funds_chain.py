@@ -18,7 +18,6 @@ import pytest
 
 from chain.address import to_checksum_address
 from chain.networks import network_by_name
-from chain.provider import build_rpc_client
 from core.config import Env
 from core.context import Services
 from core.logging import MemoryLogSink
@@ -282,19 +281,24 @@ async def test_k_requirements_on_one_network_cost_two_http_requests(
     assert [result.status for result in results] == ["PASSED", "FAILED", "PASSED", "FAILED", "PASSED"]
     assert len(proxy.payloads) == 2
     first, batch = proxy.payloads
-    assert first["method"] == "eth_blockNumber"
+    # The endpoint is new to this isolate: its chain id is checked in the same request as its head.
+    assert [call["method"] for call in first] == ["eth_chainId", "eth_blockNumber"]
     block = results[0].block_number
     assert {result.block_number for result in results} == {block}
     assert [call["method"] for call in batch] == [
         "eth_blockNumber",  # keeps the remembered head fresh for the next check
-        "eth_chainId",
         "eth_getCode",  # the token, once
         "eth_getBalance",  # rich (both thresholds share it)
         "eth_call",
         "eth_call",
         "eth_getBalance",  # poor
     ]
-    assert all(call["params"][-1] == hex(block) for call in batch[2:])
+    assert all(call["params"][-1] == hex(block) for call in batch[1:])
+    # The chain id is asked once per endpoint and isolate: the next cold check asks only for the head.
+    proxy.payloads.clear()
+    await funds.check_requirements(services, requirements)
+    assert [payload["method"] for payload in proxy.payloads[:1]] == ["eth_blockNumber"]
+    assert len(proxy.payloads) == 2
 
 
 async def test_k_requirements_cost_one_http_request_once_the_head_is_known(
@@ -319,8 +323,8 @@ async def test_k_requirements_cost_one_http_request_once_the_head_is_known(
     assert len(proxy.payloads) == 1, "k requirements on one network: exactly one HTTP request"
     (batch,) = proxy.payloads
     assert {result.block_number for result in results} == {head}
-    assert batch[0]["method"] == "eth_blockNumber"
-    assert all(call["params"][-1] == hex(head) for call in batch[2:])  # every read pinned to one block
+    assert [call["method"] for call in batch[:2]] == ["eth_blockNumber", "eth_getCode"]  # no eth_chainId again
+    assert all(call["params"][-1] == hex(head) for call in batch[1:])  # every read pinned to one block
     # An older head is not reused: past the max age the check asks again (2 requests).
     services.clock.advance(16)
     proxy.payloads.clear()
@@ -336,10 +340,19 @@ async def test_a_remembered_head_the_node_does_not_know_falls_back(
     wallet = new_wallet()
     chain.set_balance(wallet, 5)
     requirement = [funds.FundsRequirement(wallet, local, "NATIVE", 5)]
-    hosts = build_rpc_client(local, services.env, services.http).hosts
-    services.block_cache.remember("local", hosts, chain.block_number() + 1000, services.clock.now().timestamp())
+    now = services.clock.now().timestamp()
+    # This endpoint is known to be on the chain, and "said" a head it does not have (a reset dev chain).
+    services.block_cache.remember_chain_id(proxy.url, 31337, now)
+    services.block_cache.remember(proxy.url, chain.block_number() + 1000, now)
+    proxy.payloads.clear()
     (result,) = await funds.check_requirements(services, requirement)
     assert result.status == "PASSED" and result.block_number == chain.block_number()
+    # The batch at the unknown block (anvil: BlockOutOfRangeError), the endpoint's own head, the batch again.
+    assert [len(payload) if isinstance(payload, list) else payload["method"] for payload in proxy.payloads] == [
+        2,
+        "eth_blockNumber",
+        2,
+    ]
 
 
 async def test_one_http_check_is_two_requests(api: ApiClient, chain: AnvilNode, proxy: CountingProxy) -> None:

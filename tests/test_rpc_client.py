@@ -484,8 +484,9 @@ async def test_first_endpoint_down_second_up(
     client = make_client([URL, URL2])
     assert await client.call("eth_chainId", []) == "0x1"
     assert client.last_host == "backup.example:8443"
-    assert len(httpx_mock.get_requests(url=URL)) == 3
-    assert len(sleeps.delays) == 2  # backoff only between retries, not before failing over
+    # Issue 14 item 3: a failure moves on to the next endpoint at once, no retries or backoff first.
+    assert len(httpx_mock.get_requests(url=URL)) == 1
+    assert sleeps.delays == []
 
 
 async def test_invalid_endpoint_url_fails_over(httpx_mock: HTTPXMock, make_client: Callable) -> None:
@@ -512,8 +513,9 @@ async def test_all_endpoints_down_raises_unavailable_without_urls(
     exc = info.value
     assert isinstance(exc, RpcError)
     assert len(httpx_mock.get_requests()) == 6
-    assert [f.reason for f in exc.failures] == ["transport error: ConnectError"] * 3 + ["http 503"] * 3
-    assert [f.host for f in exc.failures] == ["eth.example"] * 3 + ["backup.example:8443"] * 3
+    # Three rounds over both endpoints, each in order.
+    assert [f.reason for f in exc.failures] == ["transport error: ConnectError", "http 503"] * 3
+    assert [f.host for f in exc.failures] == ["eth.example", "backup.example:8443"] * 3
     assert exc.host == "backup.example:8443"
     assert exc.reason == "all 2 endpoint(s) failed; last: http 503"
     assert str(exc) == "rpc eth_getBalance via backup.example:8443: all 2 endpoint(s) failed; last: http 503"
@@ -573,15 +575,16 @@ async def test_backoff_is_capped(httpx_mock: HTTPXMock, make_client: Callable, s
     assert sleeps.delays[-1] == 1.0
 
 
-async def test_backoff_restarts_for_each_endpoint(
+async def test_backoff_only_between_rounds_over_all_endpoints(
     httpx_mock: HTTPXMock, make_client: Callable, sleeps: SleepRecorder
 ) -> None:
     httpx_mock.add_response(status_code=502, is_reusable=True)
     with pytest.raises(RpcUnavailable):
         await make_client([URL, URL2], retries=2, backoff_base=0.1).call("eth_chainId", [])
-    assert len(sleeps.delays) == 4
-    assert sleeps.delays[0] < sleeps.delays[1] and sleeps.delays[2] < sleeps.delays[3]
-    assert sleeps.delays[2] < sleeps.delays[1]
+    assert len(httpx_mock.get_requests()) == 6
+    # Failing over costs no wait; each new round over both endpoints waits longer than the last.
+    assert len(sleeps.delays) == 2
+    assert 0.1 <= sleeps.delays[0] <= 0.11 and 0.2 <= sleeps.delays[1] <= 0.22
 
 
 async def test_retries_zero_means_one_attempt_per_endpoint(httpx_mock: HTTPXMock, make_client: Callable) -> None:

@@ -1,32 +1,56 @@
-"""The newest block number seen per network and endpoint set: lets one batch pin its reads without asking first."""
+"""What one isolate learned from each RPC endpoint between requests: its chain id, its newest head, its health."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from chain.health import EndpointHealth
+
+__all__ = ["CHAIN_ID_RECHECK_SECONDS", "BlockCache"]
+
+# An endpoint found on another chain is left out for this long, then asked again (a fixed misconfiguration,
+# a dev chain restarted with the right id). An endpoint found on the right chain is trusted for the isolate's life.
+CHAIN_ID_RECHECK_SECONDS = 300.0
 
 
 class BlockCache:
-    """Remembers (block number, when seen); a value older than the caller's max age is not offered."""
+    """Per endpoint (keyed by its URL, which never leaves memory): chain id, (newest block, when seen), health.
 
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, tuple[str, ...]], tuple[int, float]] = {}
+    Keyed by the endpoint rather than the network: one provider's head must never pin another provider's
+    read (another chain, another fork, a lagging backend), so every head belongs to the endpoint that said it.
+    """
 
-    @staticmethod
-    def _key(network: str, hosts: Sequence[str]) -> tuple[str, tuple[str, ...]]:
-        # Keyed by the endpoints too: another endpoint list may be another chain (or another fork).
-        return network, tuple(hosts)
+    def __init__(self, health: EndpointHealth | None = None) -> None:
+        self._heads: dict[str, tuple[int, float]] = {}
+        self._chain_ids: dict[str, tuple[int, float]] = {}
+        self.health = health if health is not None else EndpointHealth()
 
-    def recent(self, network: str, hosts: Sequence[str], now: float, max_age: float) -> int | None:
-        seen = self._seen.get(self._key(network, hosts))
+    def recent(self, endpoint: str, now: float, max_age: float) -> int | None:
+        """The endpoint's head seen within `max_age` seconds, if any."""
+        seen = self._heads.get(endpoint)
         if seen is None or max_age <= 0 or now - seen[1] > max_age:
             return None
         return seen[0]
 
-    def remember(self, network: str, hosts: Sequence[str], block: int, now: float) -> None:
-        key = self._key(network, hosts)
-        previous = self._seen.get(key)
+    def remember(self, endpoint: str, block: int, now: float) -> None:
+        previous = self._heads.get(endpoint)
         if previous is None or block >= previous[0] or now - previous[1] > 0:
-            self._seen[key] = (block, now)
+            self._heads[endpoint] = (block, now)
 
-    def forget(self, network: str, hosts: Sequence[str]) -> None:
-        self._seen.pop(self._key(network, hosts), None)
+    def forget(self, endpoint: str) -> None:
+        self._heads.pop(endpoint, None)
+
+    def chain_id(self, endpoint: str, expected: int, now: float) -> int | None:
+        """The chain id the endpoint reported; None when never asked, or when a mismatch is due a re-check."""
+        seen = self._chain_ids.get(endpoint)
+        if seen is None:
+            return None
+        chain_id, when = seen
+        if chain_id != expected and now - when > CHAIN_ID_RECHECK_SECONDS:
+            return None
+        return chain_id
+
+    def remember_chain_id(self, endpoint: str, chain_id: int, now: float) -> None:
+        previous = self._chain_ids.get(endpoint)
+        if previous is not None and previous[0] != chain_id:
+            # Another chain behind the same URL: its old head says nothing about this one.
+            self.forget(endpoint)
+        self._chain_ids[endpoint] = (chain_id, now)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chain.health import EndpointHealth
 from chain.networks import Network, UnsupportedNetwork, rpc_endpoints
 from chain.rpc import JsonRpcClient
 
@@ -13,12 +16,21 @@ if TYPE_CHECKING:
 
     from core.config import Env
 
-__all__ = ["DEFAULT_RPC_TIMEOUT_SECONDS", "RPC_TIMEOUT_ENV", "build_rpc_client", "rpc_timeout"]
+__all__ = [
+    "DEFAULT_RPC_TIMEOUT_SECONDS",
+    "HEDGE_DELAY_SECONDS",
+    "RPC_TIMEOUT_ENV",
+    "build_rpc_client",
+    "rpc_timeout",
+]
 
 RPC_TIMEOUT_ENV = "RPC_TIMEOUT_SECONDS"
 DEFAULT_RPC_TIMEOUT_SECONDS = 10.0
 # A misconfigured huge timeout would let one slow provider hold a request (and a Worker) for minutes.
 _MAX_RPC_TIMEOUT_SECONDS = 60.0
+# An attempt that has not answered after this long gets the same request sent to the next healthy endpoint.
+# A constant: above a healthy provider's usual answer time, far below a user's patience.
+HEDGE_DELAY_SECONDS = 0.075
 
 
 def rpc_timeout(env: Env) -> float:
@@ -41,10 +53,14 @@ def build_rpc_client(
     retries: int = 2,
     backoff_base: float = 0.2,
     backoff_max: float = 2.0,
+    health: EndpointHealth | None = None,
+    hedge_delay: float | None = HEDGE_DELAY_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> JsonRpcClient:
-    """A client over the network's endpoints in failover order; UnsupportedNetwork when it has none.
+    """A client over the network's endpoints (configured order, reordered by `health`); UnsupportedNetwork when none.
 
     The timeout always comes from the configuration; retries and backoff are the caller's latency choice.
+    `health` is the isolate's memory of the endpoints (None: every request starts at the first one).
     """
     endpoints = rpc_endpoints(network, env)
     if not endpoints:
@@ -56,4 +72,7 @@ def build_rpc_client(
         retries=retries,
         backoff_base=backoff_base,
         backoff_max=backoff_max,
+        health=health,
+        hedge_delay=hedge_delay,
+        clock=clock,
     )

@@ -1,4 +1,4 @@
-"""An Ethereum JSON-RPC client over async httpx with timeouts, retries, failover and strict answer checks."""
+"""An Ethereum JSON-RPC client over async httpx: timeouts, retries, health-ordered failover, hedging, strict checks."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 
+from chain.health import EndpointHealth
 from chain.hexutil import MalformedValue, parse_data, parse_quantity, to_data, to_quantity
 from chain.networks import endpoint_host
 
 __all__ = [
+    "AttemptFailed",
+    "Endpoint",
     "JsonRpcClient",
     "MalformedValue",
+    "Outcome",
     "RpcCall",
     "RpcCallError",
     "RpcError",
@@ -39,6 +44,20 @@ _DATA_MAX = 2048
 _BLOCK_TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 _EVM_FAILURES = ("revert", "invalid opcode")
+# What nodes say when they do not have the block a read names (yet, or any more): a lagging or load-balanced
+# backend, a reset dev chain, a head taken from elsewhere. Never the caller's fault: re-read the head or fail over.
+_BLOCK_UNAVAILABLE = (
+    "header not found",
+    "block not found",
+    "unknown block",
+    "block out of range",
+    "blockoutofrange",
+    "missing trie node",
+    "no state available",
+)
+
+T = TypeVar("T")
+_NOTHING = object()
 
 
 class RpcError(Exception):
@@ -103,19 +122,24 @@ class RpcCall:
     decode: Callable[[Any], Any] | None = None
 
 
-class _Outcome(enum.Enum):
-    RETRY = "retry"  # transient: retry this endpoint after a backoff, then fail over
-    NEXT_ENDPOINT = "next"  # this endpoint cannot serve the request: fail over right away
+class Outcome(enum.Enum):
+    """What one failed attempt means for the rest of the request."""
+
+    RETRY = "retry"  # transient: try the other endpoints, then this one again after a backoff
+    NEXT_ENDPOINT = "next"  # this endpoint cannot serve the request: not again within this request
+    BLOCK_UNAVAILABLE = "block"  # the endpoint lacks the block a read named: re-read its head, or as RETRY
 
 
-class _AttemptFailed(Exception):
-    def __init__(self, outcome: _Outcome, reason: str) -> None:
+class AttemptFailed(Exception):
+    """One attempt on one endpoint failed; `reason` is safe to log (never a URL)."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
         self.outcome = outcome
         self.reason = reason
         super().__init__(reason)
 
 
-_DETERMINISTIC, _RETRYABLE, _ENDPOINT = "deterministic", "retryable", "endpoint"
+_DETERMINISTIC, _RETRYABLE, _ENDPOINT, _BLOCK = "deterministic", "retryable", "endpoint", "block"
 
 
 class _RedactHttpxUrls(logging.Filter):
@@ -135,7 +159,15 @@ def _redact_httpx_logging() -> None:
 
 
 def _classify(code: int, message: str, data: str | None = None) -> str:
-    """Whether a JSON-RPC error is the call's fault, transient, or this endpoint's limitation."""
+    """Whether a JSON-RPC error is the call's fault, transient, this endpoint's limitation, or a missing block."""
+    text = f"{message} {data or ''}".lower()
+    # Before the code: anvil says BlockOutOfRangeError with -32602 (invalid params), geth -32000.
+    if (
+        code not in (-32700, -32600, -32601)
+        and not any(marker in text for marker in _EVM_FAILURES)
+        and any(marker in text for marker in _BLOCK_UNAVAILABLE)
+    ):
+        return _BLOCK
     if code == -32602 or code == 3:  # invalid params; geth's "execution reverted" with data
         return _DETERMINISTIC
     if code == -32603 or code == 429:  # internal error; some providers put the HTTP 429 in the body
@@ -144,7 +176,6 @@ def _classify(code: int, message: str, data: str | None = None) -> str:
         # Server errors are mostly transient (rate limits, "header not found" on a lagging node), but
         # geth reports a data-less revert as -32000 and OpenEthereum as -32015 "Reverted" in data:
         # retrying those only repeats them.
-        text = f"{message} {data or ''}".lower()
         return _DETERMINISTIC if any(marker in text for marker in _EVM_FAILURES) else _RETRYABLE
     if code in (-32700, -32600, -32601):
         # Our requests are well-formed, so parse error / invalid request / method not found mean this
@@ -173,8 +204,47 @@ def _address_param(address: str) -> str:
     return address.lower()
 
 
+class Endpoint:
+    """One endpoint of a client, for an operation that must stay on it: each call is one attempt, never retried.
+
+    `url` is only for keying per-endpoint memory and never leaves the process; `host` is safe to show.
+    """
+
+    def __init__(self, client: JsonRpcClient, url: str) -> None:
+        self.url = url
+        self.host = endpoint_host(url)
+        self._client = client
+        # HTTP answers received so far: an attempt that keeps answering is not hedged.
+        self.answers = 0
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.host})"
+
+    async def call(self, method: str, params: list[Any], *, decode: Callable[[Any], Any] | None = None) -> Any:
+        """One call on this endpoint; raises AttemptFailed or RpcCallError."""
+        results = await self._client._attempt(self, [RpcCall(method, list(params), decode)], batch=False)
+        return results[0]
+
+    async def batch(self, calls: Sequence[RpcCall]) -> list[Any]:
+        """One batch request on this endpoint; results in the order of `calls`."""
+        return await self._client._attempt(self, list(calls), batch=True)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    # A loser cancelled, or finished while nobody waited: its exception is not news, don't warn about it.
+    if not task.cancelled():
+        task.exception()
+
+
 class JsonRpcClient:
-    """Sends JSON-RPC requests to a list of endpoints, retrying and failing over in order."""
+    """Sends JSON-RPC requests to a list of endpoints: ordered by health, hedged when slow, retried in rounds.
+
+    A request tries the endpoints once each, healthiest first (configured order without `health`): a failure
+    moves on to the next one at once, and with `hedge_delay` an attempt that has not answered after that many
+    seconds gets the same request sent to the next healthy endpoint, the first good answer wins and the other
+    attempt is cancelled. When every endpoint failed, the next round starts after a backoff; `retries` rounds
+    follow the first. `health` (one per isolate) remembers outcomes between requests, timed by `clock`.
+    """
 
     def __init__(
         self,
@@ -186,11 +256,16 @@ class JsonRpcClient:
         backoff_base: float = 0.2,
         backoff_max: float = 2.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        health: EndpointHealth | None = None,
+        hedge_delay: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not endpoints:
             raise ValueError("JsonRpcClient needs at least one endpoint")
         if timeout <= 0 or retries < 0 or backoff_base < 0 or backoff_max < 0:
             raise ValueError("timeout must be > 0; retries and backoff must be >= 0")
+        if hedge_delay is not None and hedge_delay <= 0:
+            raise ValueError("hedge_delay must be > 0 (or None for no hedging)")
         _redact_httpx_logging()
         self._endpoints = tuple(endpoints)
         self._http = http
@@ -199,12 +274,15 @@ class JsonRpcClient:
         self._backoff_base = float(backoff_base)
         self._backoff_max = float(backoff_max)
         self._sleep = sleep
+        self._health = health
+        self._hedge_delay = hedge_delay
+        self._clock = clock
         self._ids = itertools.count(1)
         self._last_host: str | None = None
 
     @property
     def hosts(self) -> list[str]:
-        """The endpoints' hosts in failover order (safe to show)."""
+        """The endpoints' hosts in configured order (safe to show)."""
         return [endpoint_host(url) for url in self._endpoints]
 
     @property
@@ -214,14 +292,17 @@ class JsonRpcClient:
 
     async def call(self, method: str, params: list[Any], *, decode: Callable[[Any], Any] | None = None) -> Any:
         """One JSON-RPC call; `decode` failures count as a malformed answer (retry/failover)."""
-        results = await self._run([RpcCall(method, list(params), decode)], batch=False)
+        calls = [RpcCall(method, list(params), decode)]
+        results = await self.each_endpoint(lambda endpoint: self._attempt(endpoint, calls, batch=False), method=method)
         return results[0]
 
     async def batch(self, calls: Sequence[RpcCall]) -> list[Any]:
         """Several calls in one HTTP request per attempt; results in the order of `calls`."""
         if not calls:
             return []
-        return await self._run(list(calls), batch=True)
+        listed = list(calls)
+        method = listed[0].method if len(listed) == 1 else f"batch[{len(listed)}]"
+        return await self.each_endpoint(lambda endpoint: self._attempt(endpoint, listed, batch=True), method=method)
 
     async def block_number(self) -> int:
         """eth_blockNumber."""
@@ -242,24 +323,33 @@ class JsonRpcClient:
         params = [{"to": _address_param(to), "data": to_data(data)}, _block_param(block)]
         return await self.call("eth_call", params, decode=parse_data)
 
-    async def _run(self, calls: list[RpcCall], *, batch: bool) -> list[Any]:
-        method = calls[0].method if len(calls) == 1 else f"batch[{len(calls)}]"
+    async def each_endpoint(
+        self,
+        operation: Callable[[Endpoint], Awaitable[T]],
+        *,
+        method: str,
+        skip: Callable[[str], bool] | None = None,
+    ) -> T:
+        """Run `operation` on one endpoint after another (health order, hedging, rounds) until one succeeds.
+
+        The operation raises AttemptFailed to move on, or RpcCallError (a deterministic answer) to stop
+        everything. `skip(url)`, asked before each round, leaves endpoints out (e.g. known to serve another
+        chain). RpcUnavailable when no endpoint succeeded; `method` names the request in logs and errors.
+        """
         failures: list[RpcError] = []
-        for url in self._endpoints:
-            host = endpoint_host(url)
-            for attempt in range(self._retries + 1):
-                if attempt:
-                    await self._sleep(self._backoff(attempt - 1))
-                try:
-                    results = await self._attempt(url, host, calls, batch=batch)
-                except _AttemptFailed as failed:
-                    failures.append(RpcError(failed.reason, method=method, host=host))
-                    logger.warning("rpc %s failed on %s (attempt %d): %s", method, host, attempt + 1, failed.reason)
-                    if failed.outcome is _Outcome.NEXT_ENDPOINT:
-                        break
-                    continue
-                self._last_host = host
-                return results
+        unusable: set[str] = set()
+        for round_ in range(self._retries + 1):
+            order = self._health.order(self._endpoints, self._clock()) if self._health else list(self._endpoints)
+            candidates = [url for url in order if url not in unusable and not (skip is not None and skip(url))]
+            if not candidates:
+                break
+            if round_:
+                await self._sleep(self._backoff(round_ - 1))
+            found = await self._round(candidates, operation, method, round_ + 1, failures, unusable)
+            if found is not _NOTHING:
+                return cast(T, found)
+        if not failures:
+            raise RpcUnavailable(f"no usable endpoint among {len(self._endpoints)}", method=method)
         # Raised outside any except block so no httpx exception (whose text may hold the URL) is chained.
         last = failures[-1]
         raise RpcUnavailable(
@@ -269,12 +359,112 @@ class JsonRpcClient:
             host=last.host,
         )
 
+    async def _round(
+        self,
+        candidates: list[str],
+        operation: Callable[[Endpoint], Awaitable[T]],
+        method: str,
+        round_: int,
+        failures: list[RpcError],
+        unusable: set[str],
+    ) -> T | object:
+        """One pass over `candidates`: the first success, or _NOTHING when every one of them failed."""
+        queue = list(candidates)
+        pending: dict[asyncio.Future[T], Endpoint] = {}
+        timer: asyncio.Future[None] | None = None
+        progress = 0
+        won = False
+
+        def launch() -> None:
+            endpoint = Endpoint(self, queue.pop(0))
+            if self._health is not None:
+                self._health.started(endpoint.url, self._clock())
+            task = asyncio.ensure_future(operation(endpoint))
+            task.add_done_callback(_consume)
+            pending[task] = endpoint
+
+        def stop_timer() -> None:
+            nonlocal timer
+            if timer is not None:
+                timer.cancel()
+                timer = None
+
+        launch()
+        try:
+            while pending:
+                if timer is None and self._hedge_delay is not None and queue and self._hedgeable(queue[0]):
+                    timer = asyncio.ensure_future(self._sleep(self._hedge_delay))
+                    progress = sum(endpoint.answers for endpoint in pending.values())
+                waiting: set[asyncio.Future[Any]] = set(pending)
+                if timer is not None:
+                    waiting.add(timer)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if timer is not None and timer in done:
+                    done.discard(timer)
+                    timer = None
+                    if not done:
+                        # Nothing answered for a whole hedge delay: the same request goes to the next endpoint.
+                        if sum(endpoint.answers for endpoint in pending.values()) == progress:
+                            launch()
+                        continue
+                # Successes first: a failure finishing at the same moment must not hide an answer.
+                for task in sorted(done, key=lambda finished: finished.cancelled() or finished.exception() is not None):
+                    endpoint = pending.pop(task)
+                    error = None if task.cancelled() else task.exception()
+                    if task.cancelled():
+                        continue
+                    if error is None:
+                        self._record(endpoint, ok=True)
+                        self._last_host = endpoint.host
+                        won = True
+                        return task.result()
+                    if isinstance(error, AttemptFailed):
+                        self._record(endpoint, ok=False)
+                        failures.append(RpcError(error.reason, method=method, host=endpoint.host))
+                        logger.warning(
+                            "rpc %s failed on %s (attempt %d): %s", method, endpoint.host, round_, error.reason
+                        )
+                        if error.outcome is Outcome.NEXT_ENDPOINT:
+                            unusable.add(endpoint.url)
+                        continue
+                    if isinstance(error, RpcCallError):
+                        # The endpoint works; the call itself is refused (a revert): no other endpoint helps.
+                        self._record(endpoint, ok=True)
+                    raise error
+                if not pending and queue:
+                    # Fail over at once; a hedge delay counts from this attempt's start, not the failed one's.
+                    stop_timer()
+                    launch()
+            return _NOTHING
+        finally:
+            stop_timer()
+            for task, endpoint in pending.items():
+                task.cancel()
+                if self._health is not None:
+                    if won:
+                        # Lost a hedge: it had not answered within the delay, and the other endpoint had.
+                        self._health.failed(endpoint.url, self._clock())
+                    else:
+                        self._health.abandoned(endpoint.url, self._clock())
+
+    def _hedgeable(self, url: str) -> bool:
+        return self._health is None or self._health.healthy(url, self._clock())
+
+    def _record(self, endpoint: Endpoint, *, ok: bool) -> None:
+        if self._health is None:
+            return
+        if ok:
+            self._health.succeeded(endpoint.url, self._clock())
+        else:
+            self._health.failed(endpoint.url, self._clock())
+
     def _backoff(self, retry: int) -> float:
         delay = min(self._backoff_max, self._backoff_base * 2**retry)
         # Up to 10% jitter so concurrent requests hitting the same outage don't retry in lockstep.
         return min(self._backoff_max, delay * (1 + 0.1 * random.random()))
 
-    async def _attempt(self, url: str, host: str, calls: list[RpcCall], *, batch: bool) -> list[Any]:
+    async def _attempt(self, endpoint: Endpoint, calls: list[RpcCall], *, batch: bool) -> list[Any]:
+        host = endpoint.host
         ids = [next(self._ids) for _ in calls]
         requests = [
             {"jsonrpc": "2.0", "id": id_, "method": call.method, "params": call.params}
@@ -282,23 +472,24 @@ class JsonRpcClient:
         ]
         payload = requests if batch else requests[0]
         body = json.dumps(payload, separators=(",", ":")).encode()
-        response = await self._post(url, body)
+        response = await self._post(endpoint.url, body)
+        endpoint.answers += 1
         status = response.status_code
         if status in (408, 429) or status >= 500:
-            raise _AttemptFailed(_Outcome.RETRY, f"http {status}")
+            raise AttemptFailed(Outcome.RETRY, f"http {status}")
         try:
             answer = json.loads(response.content)
         except (ValueError, RecursionError):
             # A 4xx page that isn't JSON is an endpoint problem (bad key, wrong path): fail over.
-            outcome = _Outcome.RETRY if 200 <= status < 300 else _Outcome.NEXT_ENDPOINT
-            reason = "malformed response: not json" if outcome is _Outcome.RETRY else f"http {status}"
-            raise _AttemptFailed(outcome, reason) from None
+            outcome = Outcome.RETRY if 200 <= status < 300 else Outcome.NEXT_ENDPOINT
+            reason = "malformed response: not json" if outcome is Outcome.RETRY else f"http {status}"
+            raise AttemptFailed(outcome, reason) from None
         if not 200 <= status < 300:
             # Some providers send a deterministic JSON-RPC error (revert, invalid params) with a 4xx
             # status; honour it, and treat anything else as this endpoint refusing us.
-            with contextlib.suppress(_AttemptFailed):
+            with contextlib.suppress(AttemptFailed):
                 self._check(answer, ids, calls, batch=batch, host=host)
-            raise _AttemptFailed(_Outcome.NEXT_ENDPOINT, f"http {status}")
+            raise AttemptFailed(Outcome.NEXT_ENDPOINT, f"http {status}")
         return self._check(answer, ids, calls, batch=batch, host=host)
 
     async def _post(self, url: str, body: bytes) -> httpx.Response:
@@ -314,17 +505,17 @@ class JsonRpcClient:
                 timeout=self._timeout,
             )
         except (httpx.TimeoutException, TimeoutError):
-            raise _AttemptFailed(_Outcome.RETRY, "timeout") from None
+            raise AttemptFailed(Outcome.RETRY, "timeout") from None
         except httpx.UnsupportedProtocol:
             # A misconfigured URL (no/unknown scheme) will never work: don't spend retries on it.
-            raise _AttemptFailed(_Outcome.NEXT_ENDPOINT, "transport error: UnsupportedProtocol") from None
+            raise AttemptFailed(Outcome.NEXT_ENDPOINT, "transport error: UnsupportedProtocol") from None
         except httpx.TransportError as exc:
             # Only the class name: httpx messages can quote the URL.
-            raise _AttemptFailed(_Outcome.RETRY, f"transport error: {type(exc).__name__}") from None
+            raise AttemptFailed(Outcome.RETRY, f"transport error: {type(exc).__name__}") from None
         except Exception as exc:
             # Anything else (invalid URL, a JS fetch exception under Pyodide) is this endpoint being
             # unusable; it must become a failover, never a 500.
-            raise _AttemptFailed(_Outcome.NEXT_ENDPOINT, f"transport error: {type(exc).__name__}") from None
+            raise AttemptFailed(Outcome.NEXT_ENDPOINT, f"transport error: {type(exc).__name__}") from None
 
     def _check(self, answer: Any, ids: list[int], calls: list[RpcCall], *, batch: bool, host: str) -> list[Any]:
         """Validate the answer's shape and ids, then return decoded results in request order."""
@@ -333,25 +524,25 @@ class JsonRpcClient:
                 # A node that refuses batches (or is rate limiting) answers one error object.
                 _raise_endpoint_error(answer)
             if not isinstance(answer, list):
-                raise _AttemptFailed(_Outcome.RETRY, "malformed response: expected a json array")
+                raise AttemptFailed(Outcome.RETRY, "malformed response: expected a json array")
             items = answer
         else:
             items = [answer]
         by_id: dict[int, dict[str, Any]] = {}
         for item in items:
             if not isinstance(item, dict) or item.get("jsonrpc") != "2.0":
-                raise _AttemptFailed(_Outcome.RETRY, "malformed response: not a json-rpc 2.0 object")
+                raise AttemptFailed(Outcome.RETRY, "malformed response: not a json-rpc 2.0 object")
             id_ = item.get("id")
             if id_ is None and "error" in item:
                 # An error the node could not tie to one request concerns the whole request.
                 _raise_endpoint_error(item)
             if not _is_int(id_) or id_ not in ids:
-                raise _AttemptFailed(_Outcome.RETRY, "malformed response: wrong id")
+                raise AttemptFailed(Outcome.RETRY, "malformed response: wrong id")
             if id_ in by_id:
-                raise _AttemptFailed(_Outcome.RETRY, "malformed response: duplicate id")
+                raise AttemptFailed(Outcome.RETRY, "malformed response: duplicate id")
             by_id[id_] = item
         if len(by_id) != len(ids):
-            raise _AttemptFailed(_Outcome.RETRY, "malformed response: batch missing an answer")
+            raise AttemptFailed(Outcome.RETRY, "malformed response: batch missing an answer")
 
         results: list[Any] = []
         deterministic: RpcCallError | None = None
@@ -360,12 +551,14 @@ class JsonRpcClient:
             item = by_id[id_]
             has_result, has_error = "result" in item, "error" in item
             if has_result == has_error:
-                raise _AttemptFailed(_Outcome.RETRY, "malformed response: need exactly one of result, error")
+                raise AttemptFailed(Outcome.RETRY, "malformed response: need exactly one of result, error")
             if has_error:
                 code, message, data = _error_fields(item["error"])
                 kind = _classify(code, message, data)
                 if kind == _RETRYABLE:
-                    raise _AttemptFailed(_Outcome.RETRY, f"rpc error {code}")
+                    raise AttemptFailed(Outcome.RETRY, f"rpc error {code}")
+                if kind == _BLOCK:
+                    raise AttemptFailed(Outcome.BLOCK_UNAVAILABLE, f"rpc error {code}: block not available")
                 if kind == _ENDPOINT:
                     endpoint_reason = endpoint_reason or f"rpc error {code}"
                 elif deterministic is None:
@@ -381,7 +574,7 @@ class JsonRpcClient:
                 continue
             results.append(_decode(call, item["result"]))
         if endpoint_reason is not None:
-            raise _AttemptFailed(_Outcome.NEXT_ENDPOINT, endpoint_reason)
+            raise AttemptFailed(Outcome.NEXT_ENDPOINT, endpoint_reason)
         if deterministic is not None:
             raise deterministic
         return results
@@ -389,7 +582,7 @@ class JsonRpcClient:
 
 def _error_fields(error: Any) -> tuple[int, str, str | None]:
     if not isinstance(error, dict) or not _is_int(error.get("code")):
-        raise _AttemptFailed(_Outcome.RETRY, "malformed response: bad error object")
+        raise AttemptFailed(Outcome.RETRY, "malformed response: bad error object")
     message = error.get("message")
     data = error.get("data")
     return error["code"], message if isinstance(message, str) else "", data if isinstance(data, str) else None
@@ -398,10 +591,13 @@ def _error_fields(error: Any) -> tuple[int, str, str | None]:
 def _raise_endpoint_error(item: dict[str, Any]) -> None:
     """Turn a request-level error object (id null, or a lone object for a batch) into a failure."""
     if item.get("jsonrpc") != "2.0" or "error" not in item:
-        raise _AttemptFailed(_Outcome.RETRY, "malformed response: not a json-rpc 2.0 object")
+        raise AttemptFailed(Outcome.RETRY, "malformed response: not a json-rpc 2.0 object")
     code, message, data = _error_fields(item["error"])
-    outcome = _Outcome.RETRY if _classify(code, message, data) == _RETRYABLE else _Outcome.NEXT_ENDPOINT
-    raise _AttemptFailed(outcome, f"rpc error {code}")
+    kind = _classify(code, message, data)
+    if kind == _BLOCK:
+        raise AttemptFailed(Outcome.BLOCK_UNAVAILABLE, f"rpc error {code}: block not available")
+    outcome = Outcome.RETRY if kind == _RETRYABLE else Outcome.NEXT_ENDPOINT
+    raise AttemptFailed(outcome, f"rpc error {code}")
 
 
 def _decode(call: RpcCall, result: Any) -> Any:
@@ -410,7 +606,7 @@ def _decode(call: RpcCall, result: Any) -> Any:
     try:
         return call.decode(result)
     except MalformedValue as exc:
-        raise _AttemptFailed(_Outcome.RETRY, f"malformed response: {exc}"[:_MESSAGE_MAX]) from None
+        raise AttemptFailed(Outcome.RETRY, f"malformed response: {exc}"[:_MESSAGE_MAX]) from None
     except (ValueError, TypeError):
         # A caller's decoder may put anything in its message; keep the reason generic.
-        raise _AttemptFailed(_Outcome.RETRY, "malformed response: bad result") from None
+        raise AttemptFailed(Outcome.RETRY, "malformed response: bad result") from None

@@ -1,16 +1,19 @@
 """Proof of funds: threshold checks pinned to one block, keyed balance commitments, attestation statements.
 
 Request budget: checking k requirements on one network costs exactly ONE HTTP request to the node once
-its head is known, whatever k is; different networks are checked concurrently. The request is one
-JSON-RPC batch where every read names the same explicit block number N:
-``eth_blockNumber`` (the new head, remembered for the next check), ``eth_chainId`` (is this endpoint
-really on the network?), ``eth_getCode`` of each distinct token (no code -> not a token), then one read
-per distinct (asset, token, wallet): ``eth_getBalance(wallet, N)`` or ``eth_call(balanceOf(wallet), N)``.
+that endpoint's chain id and a recent head of it are known, whatever k is; different networks are checked
+concurrently. The request is one JSON-RPC batch where every read names the same explicit block number N:
+``eth_blockNumber`` (the endpoint's new head, remembered for the next check), ``eth_getCode`` of each
+distinct token (no code -> not a token), then one read per distinct (asset, token, wallet):
+``eth_getBalance(wallet, N)`` or ``eth_call(balanceOf(wallet), N)``.
 
-N is the newest head this isolate saw for the network within FUNDS_BLOCK_MAX_AGE_SECONDS (default 15,
-about one Ethereum block). Without one (a cold isolate, or a quiet network) the check first asks
-``eth_blockNumber`` -> N: two requests. A remembered N the endpoint does not know (a lagging backend,
-a reset dev chain) is dropped and the check starts over from the endpoint's head.
+Everything is per endpoint (chain.pinned): N is the newest head THIS endpoint reported within
+FUNDS_BLOCK_MAX_AGE_SECONDS (default 15, about one Ethereum block), so one provider's head never pins
+another provider's read. Without one the check first asks that endpoint for its head: two requests, and
+on an endpoint this isolate has not met yet that first request is ``[eth_chainId, eth_blockNumber]``, so
+an endpoint on another chain is found out once and then left out. A remembered N the endpoint does not
+know (a lagging backend, a reset dev chain) makes it re-read its own head; any other failure moves on to
+the next endpoint, healthiest first, with hedging (chain.rpc).
 
 Why an explicit N at all: a batch is not a snapshot. Nodes answer the items of a batch one by one (some
 providers fan them out to different backends), so reads at "latest" can straddle a new block and the
@@ -38,8 +41,10 @@ from typing import Any, Final, Literal
 
 from chain import erc20
 from chain.address import InvalidAddress, normalize_address
+from chain.blockcache import BlockCache
 from chain.hexutil import parse_data, parse_quantity, to_quantity
 from chain.networks import Network, UnsupportedNetwork, network_by_name, usable_networks
+from chain.pinned import read_pinned
 from chain.provider import build_rpc_client
 from chain.rpc import JsonRpcClient, RpcCall, RpcCallError, RpcError
 from core.auth import Principal
@@ -49,7 +54,7 @@ from core.context import Services
 from core.errors import ApiError
 from core.ids import is_uuid4, new_id, random_hex
 from core.logging import Logger
-from db.port import MAX_SAFE_INTEGER, Database, Statement
+from db.port import Database, Statement
 
 __all__ = [
     "ASSET_TYPES",
@@ -312,38 +317,23 @@ def _result(requirement: FundsRequirement, balance: int, block: int, host: str, 
 DEFAULT_BLOCK_MAX_AGE_SECONDS = 15.0
 
 
-class PinnedBlock:
-    """Which block a check reads at: the network's head seen within FUNDS_BLOCK_MAX_AGE_SECONDS, if any.
+def block_max_age(env: Env) -> float:
+    """FUNDS_BLOCK_MAX_AGE_SECONDS: how old an endpoint's remembered head may be to pin a check (0: always ask)."""
+    raw = env.get("FUNDS_BLOCK_MAX_AGE_SECONDS").strip()
+    try:
+        return float(raw) if raw else DEFAULT_BLOCK_MAX_AGE_SECONDS
+    except ValueError:
+        return DEFAULT_BLOCK_MAX_AGE_SECONDS
 
-    With a recent head the whole check is one batch pinned to it (1 HTTP request); without one it asks
-    for the head first (2 requests). Either way every read names the same explicit block number.
-    """
 
-    def __init__(self, services: Services) -> None:
-        self._cache = services.block_cache
-        self._now = services.clock.now().timestamp()
-        raw = services.env.get("FUNDS_BLOCK_MAX_AGE_SECONDS").strip()
-        try:
-            self._max_age = float(raw) if raw else DEFAULT_BLOCK_MAX_AGE_SECONDS
-        except ValueError:
-            self._max_age = DEFAULT_BLOCK_MAX_AGE_SECONDS
-
-    def recent(self, network: Network, client: JsonRpcClient) -> int | None:
-        if self._cache is None:
-            return None
-        return self._cache.recent(network.name, client.hosts, self._now, self._max_age)
-
-    def remember(self, network: Network, client: JsonRpcClient, block: int) -> None:
-        if self._cache is not None:
-            self._cache.remember(network.name, client.hosts, block, self._now)
-
-    def forget(self, network: Network, client: JsonRpcClient) -> None:
-        if self._cache is not None:
-            self._cache.forget(network.name, client.hosts)
+def _memory(services: Services) -> BlockCache | None:
+    cache = services.block_cache
+    return cache if isinstance(cache, BlockCache) else None
 
 
 def default_rpc_factory(services: Services) -> RpcFactory:
-    """Clients over the deployment's endpoints (failover order, configured timeout) with RPC_POLICY."""
+    """Clients over the deployment's endpoints with RPC_POLICY, the isolate's endpoint health and hedging."""
+    memory = _memory(services)
 
     def build(network: Network) -> JsonRpcClient:
         # RPC_POLICY is read per call, not bound at import, so a deployment (or a test) can swap it.
@@ -355,30 +345,12 @@ def default_rpc_factory(services: Services) -> RpcFactory:
             retries=policy.retries,
             backoff_base=policy.backoff_base,
             backoff_max=policy.backoff_max,
+            health=memory.health if memory is not None else None,
+            # The services' clock, so the breaker's cool-downs follow the same time as everything else.
+            clock=lambda: services.clock.now().timestamp(),
         )
 
     return build
-
-
-def _block_number(value: Any) -> int:
-    number = parse_quantity(value)
-    # D1 binds integers through JS doubles; a block beyond 2^53 can only come from a broken node.
-    if number > MAX_SAFE_INTEGER:
-        raise ValueError("block number out of range")
-    return number
-
-
-def _expect_chain(network: Network, logger: Logger) -> Callable[[Any], int]:
-    def decode(value: Any) -> int:
-        chain_id = parse_quantity(value)
-        if chain_id != network.chain_id:
-            logger.error("funds_rpc_wrong_chain", network=network.name, expected=network.chain_id, got=chain_id)
-            # A ValueError makes the client treat this endpoint's answer as unusable and fail over,
-            # instead of attesting another chain's balances under this network's name.
-            raise ValueError("endpoint serves another chain")
-        return chain_id
-
-    return decode
 
 
 _ReadKey = tuple[str, str | None, str]  # (asset_type, token_address, wallet_address)
@@ -397,70 +369,61 @@ async def _check_network(
     network: Network,
     requirements: Sequence[FundsRequirement],
     logger: Logger,
-    pinned: PinnedBlock,
+    services: Services,
     commit_key: bytes,
 ) -> list[FundsResult]:
-    known = pinned.recent(network, client)
-    try:
-        return await _read_at(client, network, requirements, logger, pinned, known, commit_key)
-    except RpcError:
-        if known is None:
-            raise
-        # The remembered block may be unknown to this endpoint (a lagging backend, a reset dev chain):
-        # start over from the endpoint's own head.
-        pinned.forget(network, client)
-        return await _read_at(client, network, requirements, logger, pinned, None, commit_key)
-
-
-async def _read_at(
-    client: JsonRpcClient,
-    network: Network,
-    requirements: Sequence[FundsRequirement],
-    logger: Logger,
-    pinned: PinnedBlock,
-    known: int | None,
-    commit_key: bytes,
-) -> list[FundsResult]:
-    block = known if known is not None else await client.call("eth_blockNumber", [], decode=_block_number)
-    at = to_quantity(block)
     tokens = list(dict.fromkeys(r.token_address for r in requirements if r.token_address is not None))
     # Two thresholds on the same holding need one read, not two.
     reads = list(dict.fromkeys(_read_key(r) for r in requirements))
-    # eth_blockNumber rides along to keep the remembered head fresh for the next check.
-    calls = [RpcCall("eth_blockNumber", [], decode=_block_number)]
-    calls += [RpcCall("eth_chainId", [], decode=_expect_chain(network, logger))]
-    calls += [RpcCall("eth_getCode", [token, at], decode=parse_data) for token in tokens]
-    for asset_type, token, wallet in reads:
-        if asset_type == "NATIVE":
-            calls.append(RpcCall("eth_getBalance", [wallet, at], decode=parse_quantity))
-        else:
-            assert token is not None
-            calls.append(erc20.balance_of_call(token, wallet, block))
+
+    def calls_at(block: int) -> list[RpcCall]:
+        at = to_quantity(block)
+        calls = [RpcCall("eth_getCode", [token, at], decode=parse_data) for token in tokens]
+        for asset_type, token, wallet in reads:
+            if asset_type == "NATIVE":
+                calls.append(RpcCall("eth_getBalance", [wallet, at], decode=parse_quantity))
+            else:
+                assert token is not None
+                calls.append(erc20.balance_of_call(token, wallet, block))
+        return calls
+
+    def wrong_chain(host: str, chain_id: int) -> None:
+        logger.error("funds_rpc_wrong_chain", network=network.name, host=host, expected=network.chain_id, got=chain_id)
+
     try:
-        answers = await client.batch(calls)
+        answer = await read_pinned(
+            client,
+            calls_at,
+            chain_id=network.chain_id,
+            memory=_memory(services),
+            now=services.clock.now().timestamp(),
+            max_age=block_max_age(services.env),
+            on_wrong_chain=wrong_chain,
+        )
     except RpcCallError as error:
         # Only balanceOf can legitimately revert: that is the token's fault, not the node's.
-        if error.index is not None and calls[error.index].method == "eth_call":
-            token = calls[error.index].params[0]["to"]
-            raise _bad_token(network, token, "token_address reverted balanceOf(address): not an ERC-20 token") from None
+        index = error.index
+        if index is not None and index >= len(tokens):
+            token = reads[index - len(tokens)][1]
+            if token is not None:
+                raise _bad_token(
+                    network, token, "token_address reverted balanceOf(address): not an ERC-20 token"
+                ) from None
         raise
-    host = client.last_host or "unknown"
-    pinned.remember(network, client, answers[0])
-    answers = answers[1:]
-    codes = answers[1 : 1 + len(tokens)]
+    codes = answer.results[: len(tokens)]
     for token, code in zip(tokens, codes, strict=True):
         if not code:
             raise _bad_token(network, token, f"token_address has no contract code on {network.name}")
     balances: dict[_ReadKey, int] = {}
-    for key, answer in zip(reads, answers[1 + len(tokens) :], strict=True):
+    for key, value in zip(reads, answer.results[len(tokens) :], strict=True):
         if key[0] == "ERC20":
             try:
-                balances[key] = erc20.decode_balance_of(answer)
+                balances[key] = erc20.decode_balance_of(value)
             except erc20.NotAnErc20Answer:
                 raise _bad_token(network, key[1], "token_address does not answer balanceOf(address)") from None
         else:
-            balances[key] = answer
-    return [_result(r, balances[_read_key(r)], block, host, commit_key) for r in requirements]
+            balances[key] = value
+    return [_result(r, balances[_read_key(r)], answer.block, answer.host, commit_key) for r in requirements]
 
 
 def _as_api_error(network: Network, error: BaseException, logger: Logger) -> ApiError:
@@ -508,13 +471,11 @@ async def check_requirements(
         groups.setdefault(requirement.network.name, []).append(index)
         networks[requirement.network.name] = requirement.network
 
-    pinned = PinnedBlock(services)
-
     async def run(name: str) -> list[FundsResult]:
         network = networks[name]
         client = build(network)
         return await _check_network(
-            client, network, [requirements[i] for i in groups[name]], logger, pinned, commit_key
+            client, network, [requirements[i] for i in groups[name]], logger, services, commit_key
         )
 
     names = list(groups)
