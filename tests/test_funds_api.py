@@ -275,6 +275,42 @@ async def test_a_block_the_endpoint_lacks_fails_over_to_the_next(api: ApiClient,
     assert node.hosts() == ["rpc-a.test", "rpc-a.test", "rpc-b.test", "rpc-b.test"]
 
 
+async def test_a_failing_endpoint_waits_behind_the_healthy_one_between_checks(
+    monkeypatch: pytest.MonkeyPatch, api: ApiClient, node: FakeNode, services: Services
+) -> None:
+    """Issue 14 item 3: health is remembered per isolate, so a down provider costs one attempt, not every check."""
+    monkeypatch.setattr(funds, "RPC_POLICY", funds.RpcPolicy(backoff_base=0.0, backoff_max=0.0, hedge_delay=None))
+    down = {"rpc-a.test"}
+
+    def refused(request: httpx.Request, payload: Any, n: int) -> httpx.Response | None:
+        if request.url.host in down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return None
+
+    node.fault = refused
+    first = await api.post(CHECK, json=native())
+    assert first.json()["provider"] == "rpc-b.test"
+    assert node.hosts() == ["rpc-a.test", "rpc-b.test", "rpc-b.test"]
+    node.requests.clear()
+    for _ in range(5):
+        assert (await api.post(CHECK, json=native())).json()["provider"] == "rpc-b.test"
+    # rpc-b's chain id is known: its head, then its batch; rpc-a is not even tried.
+    assert node.hosts() == ["rpc-b.test"] * 10
+    # After the cool-down rpc-a gets its place back, fails twice more across two checks, and its breaker opens.
+    for _ in range(2):
+        services.clock.advance(10)
+        assert (await api.post(CHECK, json=native())).status == 200
+    node.requests.clear()
+    services.clock.advance(9)
+    down.clear()  # back up, but the breaker stays open until its cool-down ends
+    await api.post(CHECK, json=native())
+    assert node.hosts() == ["rpc-b.test"] * 2
+    services.clock.advance(2)  # half-open: this check probes rpc-a, which answers: closed again
+    node.requests.clear()
+    assert (await api.post(CHECK, json=native())).json()["provider"] == "rpc-a.test"
+    assert (await api.post(CHECK, json=native())).json()["provider"] == "rpc-a.test"
+
+
 @pytest.mark.parametrize(
     "message", ["BlockOutOfRangeError: block height is 5 but requested was 4660", "unknown block", "missing trie node"]
 )

@@ -82,9 +82,8 @@ class EndpointHealth:
     def succeeded(self, endpoint: str, now: float) -> None:
         breaker = self._breakers.get(endpoint)
         if breaker is not None:
-            breaker.failures = 0
-            breaker.opened_at = None
-            breaker.probing = False
+            # Its latest outcome is good: closed, and no longer demoted.
+            del self._breakers[endpoint]
 
     def failed(self, endpoint: str, now: float) -> None:
         breaker = self._breakers.setdefault(endpoint, _Breaker())

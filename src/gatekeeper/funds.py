@@ -45,7 +45,7 @@ from chain.blockcache import BlockCache
 from chain.hexutil import parse_data, parse_quantity, to_quantity
 from chain.networks import Network, UnsupportedNetwork, network_by_name, usable_networks
 from chain.pinned import read_pinned
-from chain.provider import build_rpc_client
+from chain.provider import HEDGE_DELAY_SECONDS, build_rpc_client
 from chain.rpc import JsonRpcClient, RpcCall, RpcCallError, RpcError
 from core.auth import Principal
 from core.clock import format_time
@@ -104,11 +104,13 @@ RpcFactory = Callable[[Network], JsonRpcClient]
 
 @dataclass(frozen=True)
 class RpcPolicy:
-    """Retry/backoff for funds reads: an interactive request, so shorter than a background job's."""
+    """Retry/backoff/hedging for funds reads: an interactive request, so shorter than a background job's."""
 
     retries: int = 2
     backoff_base: float = 0.2
     backoff_max: float = 1.0
+    # None: no hedging (every attempt waits for its own answer or timeout before the next endpoint).
+    hedge_delay: float | None = HEDGE_DELAY_SECONDS
 
 
 RPC_POLICY = RpcPolicy()
@@ -345,6 +347,7 @@ def default_rpc_factory(services: Services) -> RpcFactory:
             retries=policy.retries,
             backoff_base=policy.backoff_base,
             backoff_max=policy.backoff_max,
+            hedge_delay=policy.hedge_delay,
             health=memory.health if memory is not None else None,
             # The services' clock, so the breaker's cool-downs follow the same time as everything else.
             clock=lambda: services.clock.now().timestamp(),
