@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import pytest
 
 from core.context import Services
@@ -57,6 +59,15 @@ async def test_listing_webhooks_is_one_round_trip(client, counter: Counter, alic
     listed, trips = await _count(counter, client.get("/webhooks", token=token))
     assert listed.status == 200
     assert [item["id"] for item in listed.json()["items"]] == [created["id"]]
+    assert trips == 1
+
+
+async def test_one_webhook_with_its_backlog_is_one_round_trip(client, counter: Counter, services, clock, alice):
+    token = alice[1]
+    endpoint = await _deliveries(client, services, clock, token, 2)
+    got, trips = await _count(counter, client.get(f"/webhooks/{endpoint['id']}", token=token))
+    assert got.status == 200, got.text
+    assert got.json()["backlog"] == {"pending": 2, "oldest_pending_age_seconds": 1, "next_attempt_at": ANY}
     assert trips == 1
 
 

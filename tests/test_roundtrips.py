@@ -32,6 +32,7 @@ EXPECTED: dict[str, int] = {
     "POST /me/verify (wrong code)": 2,
     "POST /webhooks": 2,
     "GET /webhooks": 1,
+    "GET /webhooks/{webhook_id}": 1,
     "POST /webhooks/{webhook_id}/rotate-secret": 2,
     "GET /webhooks/{webhook_id}/deliveries": 1,
     "DELETE /webhooks/{webhook_id}": 2,

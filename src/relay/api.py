@@ -48,6 +48,21 @@ class WebhookEndpointOut(OutModel):
     updated_at: str
 
 
+class WebhookBacklog(OutModel):
+    pending: int = Field(description="Deliveries waiting to be sent (PENDING), retries included")
+    oldest_pending_age_seconds: int | None = Field(
+        description="Seconds the oldest waiting delivery has waited since it was queued; null when none waits"
+    )
+    next_attempt_at: str | None = Field(
+        description="When the next waiting delivery is due; null when none waits. After a receiver answers"
+        " again, its whole backlog follows in event order within the run (up to the run's bounds)"
+    )
+
+
+class WebhookEndpointDetail(WebhookEndpointOut):
+    backlog: WebhookBacklog
+
+
 class WebhookEndpointCreated(WebhookEndpointOut):
     secret: str = Field(description="whsec_… signing secret; shown only here and on rotation")
 
@@ -114,6 +129,21 @@ async def list_webhooks(request: Request, ctx: RequestContext) -> Response:
     return Response.json({"items": [endpoint.public() for endpoint in endpoints]})
 
 
+async def get_webhook(request: Request, ctx: RequestContext) -> Response:
+    principal = require_user(ctx.principal)
+    endpoint, backlog = await webhooks.endpoint_with_backlog(ctx.db, principal, request.path_params["webhook_id"])
+    return Response.json(
+        {
+            **endpoint.public(),
+            "backlog": {
+                "pending": backlog.pending,
+                "oldest_pending_age_seconds": backlog.oldest_pending_age_seconds(ctx.now()),
+                "next_attempt_at": backlog.next_attempt_at,
+            },
+        }
+    )
+
+
 async def delete_webhook(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     await webhooks.delete_endpoint(ctx.db, principal.user_id or "", request.path_params["webhook_id"], ctx.now())
@@ -152,6 +182,10 @@ def _preload_list(env: Env, db: Database, request: Request, now: datetime, calle
     return [webhooks.endpoints_statement(db, caller)]
 
 
+def _preload_endpoint(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
+    return webhooks.endpoint_with_backlog_statements(db, caller, request.path_params.get("webhook_id", ""))
+
+
 def _preload_deliveries(env: Env, db: Database, request: Request, now: datetime, caller: Caller) -> list[Statement]:
     # A bad limit or cursor reads nothing here: the handler then raises its 400 itself, after auth.
     try:
@@ -165,3 +199,4 @@ def _preload_deliveries(env: Env, db: Database, request: Request, now: datetime,
 
 LIST_EXTRA: dict[str, Any] = {PRELOAD: _preload_list}
 DELIVERIES_EXTRA: dict[str, Any] = {PRELOAD: _preload_deliveries}
+ENDPOINT_EXTRA: dict[str, Any] = {PRELOAD: _preload_endpoint}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +20,6 @@ from core.errors import ApiError
 from core.ids import new_id
 from db.port import Database, DatabaseError, Statement
 from relay import notify, secretbox, signing, store, transport
-from relay.queues import drain_in_order
 from relay.secretbox import KeyRing
 from relay.store import AttemptRecord, DeliveryKey, QueuedDelivery
 from relay.transport import (
@@ -40,8 +41,14 @@ if sys.platform != "emscripten":
 RETRY_DELAYS: tuple[int, ...] = (60, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 FANOUT_LIMIT = 100
-SEND_LIMIT = 50
+# One run's bounds (a cron invocation's wall clock and subrequests are limited): at most SEND_LIMIT attempts,
+# none started after SEND_BUDGET_SECONDS, so a run with the default 10 s timeout ends within about 30 s.
+# Each attempt is one fetch and two D1 calls: 200 of them stay well inside a paid Worker's subrequests.
+SEND_LIMIT = 200
+SEND_BUDGET_SECONDS = 20.0
 SEND_CONCURRENCY = 10
+# A healthy endpoint's backlog is read this many deliveries at a time while it drains.
+QUEUE_PAGE = 50
 LEASE_MARGIN_SECONDS = 30
 USER_AGENT = "TattleHash-Webhooks/2"
 GONE_REASON = "the receiver answered 410 Gone"
@@ -290,16 +297,51 @@ async def deliver_one(
     return attempt.status
 
 
-async def send_due(
-    services: Services, *, limit: int = SEND_LIMIT, concurrency: int = SEND_CONCURRENCY
-) -> dict[str, int]:
-    """Attempt the due deliveries (bounded): endpoints in parallel, each endpoint's in event order.
+@dataclass
+class RunLimits:
+    """What is left of one run's bounds: attempts, and the monotonic time after which none starts."""
 
-    One endpoint's deliveries go one after another, so first attempts arrive in the order the events
-    happened and no receiver gets a burst of parallel requests; after a failure the rest of that
-    endpoint's queue waits for a later run, so a slow or broken receiver costs one timeout per run.
+    attempts: int
+    deadline: float
+
+    def left(self) -> bool:
+        return self.attempts > 0 and time.monotonic() < self.deadline
+
+    def take(self) -> bool:
+        if not self.left():
+            return False
+        self.attempts -= 1
+        return True
+
+
+def _queues(rows: Sequence[QueuedDelivery]) -> list[list[QueuedDelivery]]:
+    """Per endpoint (in the order they were read): its probe first, then the rest in event order."""
+    queues: dict[str, list[QueuedDelivery]] = {}
+    for row in rows:
+        queues.setdefault(row.endpoint_id, []).append(row)
+    return [sorted(queue, key=lambda row: (not row.probe, row.position)) for queue in queues.values()]
+
+
+async def send_due(
+    services: Services,
+    *,
+    limit: int = SEND_LIMIT,
+    concurrency: int = SEND_CONCURRENCY,
+    budget_seconds: float = SEND_BUDGET_SECONDS,
+) -> dict[str, int]:
+    """Attempt due deliveries within the run's bounds (`limit` attempts, `budget_seconds`): endpoints in
+    parallel (`concurrency` at a time), each endpoint's one after another.
+
+    An endpoint's run starts with its earliest due delivery. If that fails, the endpoint stops there: a slow or
+    broken receiver costs one attempt per run and every other delivery keeps its schedule. If it is delivered,
+    the receiver is back, so the endpoint's whole backlog follows in event order, due or not (those waiting
+    out a backoff included), until a failure or the run's bounds; what the bounds left is made due at once,
+    so the next run carries on.
     """
-    rows = await store.due_deliveries(services.db, services.now(), limit)
+    db = services.db
+    started = format_time(services.now())
+    limits = RunLimits(limit, time.monotonic() + budget_seconds)
+    rows = await store.send_queues(db, services.now(), limit)
     report = SendReport()
     if not rows:
         return report.as_dict()
@@ -307,27 +349,57 @@ async def send_due(
         ring = secretbox.key_ring(services.env)
     except ApiError as error:
         # Nothing can be signed: every due delivery waits (no attempt spent) until the key is configured.
-        report.errors = len(rows)
+        report.errors = sum(1 for row in rows if row.due)
         services.logger.error("webhook_secret_key_unavailable", variable=error.details.get("variable"))
         return report.as_dict()
-    queues: dict[str, list[QueuedDelivery]] = {}
-    for row in rows:
-        queues.setdefault(row.endpoint_id, []).append(row)
     owner = new_id()
+    gate = asyncio.Semaphore(concurrency)
 
-    def on_error(row: QueuedDelivery, error: Exception) -> None:
-        # The lease lapses and a later run retries; the log says which delivery and why (no data).
-        report.errors += 1
-        services.logger.error("webhook_delivery_error", delivery_id=row.id, error_type=type(error).__name__)
+    async def bring_forward(endpoint_id: str) -> None:
+        await store.bring_forward_statement(db, endpoint_id, format_time(services.now()), started).run()
+
+    async def drain(queue: list[QueuedDelivery], http: httpx.AsyncClient) -> None:
+        endpoint_id = queue[0].endpoint_id
+        rest = [row for row in queue if not row.probe]
+        cursor = rest[-1] if rest else None  # where the next page of this endpoint's backlog starts
+        more = queue[0].queued > len(queue)
+        page = queue
+        healthy = False  # set by this run's first delivered attempt to this endpoint
+        while page:
+            for row in page:
+                if not row.due and not healthy:
+                    continue  # waiting out its backoff, and nothing says the receiver is back yet
+                if not limits.take():
+                    if healthy:
+                        await bring_forward(endpoint_id)
+                    return
+                try:
+                    status = await deliver_one(services, row, owner, report, http, ring)
+                except Exception as error:
+                    # The lease lapses and a later run retries; the log says which delivery and why (no data).
+                    report.errors += 1
+                    services.logger.error("webhook_delivery_error", delivery_id=row.id, error_type=type(error).__name__)
+                    return
+                if status == "DELIVERED":
+                    healthy = True
+                elif status is not None:
+                    return  # PENDING (retry later) or FAILED: the rest of this endpoint's queue waits
+            if not (healthy and more):
+                return
+            if not limits.left():
+                await bring_forward(endpoint_id)
+                return
+            size = min(QUEUE_PAGE, limits.attempts)
+            page = await store.queue_after(db, endpoint_id, cursor, services.now(), size)
+            if page:
+                cursor, more = page[-1], len(page) == size
+
+    async def gated(queue: list[QueuedDelivery], http: httpx.AsyncClient) -> None:
+        async with gate:
+            await drain(queue, http)
 
     async with receiver_client(services) as http:
-        await drain_in_order(
-            queues.values(),
-            concurrency=concurrency,
-            send=lambda row: deliver_one(services, row, owner, report, http, ring),
-            keep_going=lambda status: status is None or status == "DELIVERED",
-            on_error=on_error,
-        )
+        await asyncio.gather(*(gated(queue, http) for queue in _queues(rows)))
     return report.as_dict()
 
 

@@ -9,16 +9,21 @@ from core.context import Services
 from core.errors import ApiError
 from relay import delivery, notify, webhooks
 
-# Sends started by a request must finish inside ctx.waitUntil's budget: one concurrent wave at most.
+# Sends started by a request must finish inside ctx.waitUntil's budget (30 s after the response): at most
+# ten attempts, none started after ten seconds.
 AFTER_RESPONSE_SEND_LIMIT = 10
+AFTER_RESPONSE_BUDGET_SECONDS = 10.0
 
 
-async def dispatch_pending(services: Services, *, send_limit: int = delivery.SEND_LIMIT) -> dict[str, int]:
-    """Fan out undispatched events (≤ 100), then attempt due webhook deliveries and notifications (bounded)."""
+async def dispatch_pending(
+    services: Services, *, send_limit: int | None = None, budget_seconds: float = delivery.SEND_BUDGET_SECONDS
+) -> dict[str, int]:
+    """Fan out undispatched events (≤ 100), then attempt due webhook deliveries and notifications, each
+    within its bounds (`send_limit` for both when given, else each one's own)."""
     fanned = await delivery.fan_out(services)
     webhooks, notifications = await asyncio.gather(
-        delivery.send_due(services, limit=send_limit),
-        notify.send_due(services, limit=send_limit),
+        delivery.send_due(services, limit=send_limit or delivery.SEND_LIMIT, budget_seconds=budget_seconds),
+        notify.send_due(services, limit=send_limit or notify.SEND_LIMIT),
     )
     report = {f"fanout_{name}": value for name, value in fanned.items()}
     report |= {f"webhooks_{name}": value for name, value in webhooks.items()}
@@ -47,7 +52,9 @@ def relay_enabled(services: Services) -> bool:
 
 async def _dispatch_quietly(services: Services) -> None:
     try:
-        await dispatch_pending(services, send_limit=AFTER_RESPONSE_SEND_LIMIT)
+        await dispatch_pending(
+            services, send_limit=AFTER_RESPONSE_SEND_LIMIT, budget_seconds=AFTER_RESPONSE_BUDGET_SECONDS
+        )
     except Exception as error:
         # Nothing is lost: the events stay undispatched / the deliveries due, and the cron job picks them up.
         services.logger.error("relay_after_response_failed", error_type=type(error).__name__)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from core.auth import Caller
-from core.clock import format_time
+from core.clock import format_time, parse_time
 from core.errors import ApiError
 from db.port import MAX_BOUND_PARAMETERS, Database, QueryResult, Row, Statement
 
@@ -399,23 +399,72 @@ class Target:
 
 @dataclass(frozen=True)
 class QueuedDelivery(DeliveryKey):
-    """A PENDING delivery whose next attempt is due, with the event it carries and where it goes."""
+    """A PENDING delivery in its endpoint's queue, with the event it carries and where it goes.
 
+    `due`: its next attempt time has come. `probe`: it is the endpoint's earliest due delivery (in event
+    order), the one a run tries first. `position`: its place in the endpoint's queue (event order, from 1).
+    `queued`: how many unleased deliveries the endpoint had waiting when the queue was read.
+    """
+
+    due: bool
+    probe: bool
+    position: int
+    queued: int
     event_type: str
     payload: str
     event_created_at: str
+    event_seq: int
     target: Target
 
 
-def _queued(row: Row) -> QueuedDelivery:
+# Fixed text only (no input): the queue's columns, its endpoint's, and the "no run holds it" condition.
+_QUEUE_SELECT = (
+    "SELECT d.id, d.endpoint_id, d.attempt_count, d.next_attempt_at, d.next_attempt_at <= ? AS due,"
+    " e.type AS event_type, e.payload, e.created_at AS event_created_at, e.rowid AS event_seq"
+)
+_TARGET_COLUMNS = "w.url, w.secret, w.previous_secret, w.previous_secret_until, w.status AS endpoint_status, w.user_id"
+_FREE = "(d.lease_until IS NULL OR d.lease_until <= ?)"
+# The endpoints with a due delivery, and each one's unleased PENDING deliveries in event order; the probe
+# (due_rank 1) is its earliest due one. Rows come round-robin (every endpoint's probe, then every endpoint's
+# first in line, second…), so one endpoint's long backlog cannot crowd the others out of the LIMIT.
+_QUEUE_SQL = (
+    "WITH due AS (SELECT d.endpoint_id, MIN(d.next_attempt_at) AS first_due FROM webhook_deliveries d"  # noqa: S608
+    " WHERE d.status = 'PENDING' AND d.next_attempt_at <= ? AND " + _FREE + " GROUP BY d.endpoint_id),"
+    " queue AS (" + _QUEUE_SELECT + ", due.first_due,"
+    " ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at > ?, e.created_at, e.rowid)"
+    " AS due_rank,"
+    " ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY e.created_at, e.rowid) AS position,"
+    " COUNT(*) OVER (PARTITION BY d.endpoint_id) AS queued"
+    " FROM webhook_deliveries d JOIN due ON due.endpoint_id = d.endpoint_id JOIN events e ON e.id = d.event_id"
+    " WHERE d.status = 'PENDING' AND " + _FREE + ")"
+    " SELECT q.*, " + _TARGET_COLUMNS + " FROM queue q JOIN webhook_endpoints w ON w.id = q.endpoint_id"
+    " ORDER BY CASE WHEN q.due_rank = 1 THEN 0 ELSE q.position END, q.first_due, q.endpoint_id, q.position"
+    " LIMIT ?"
+)
+# One endpoint's queue after a given event: the next page of a backlog being drained.
+_QUEUE_AFTER_SQL = (
+    _QUEUE_SELECT + ", " + _TARGET_COLUMNS + " FROM webhook_deliveries d JOIN events e ON e.id = d.event_id"
+    " JOIN webhook_endpoints w ON w.id = d.endpoint_id"
+    " WHERE d.endpoint_id = ? AND d.status = 'PENDING' AND "
+    + _FREE
+    + " AND (e.created_at > ? OR (e.created_at = ? AND e.rowid > ?)) ORDER BY e.created_at, e.rowid LIMIT ?"
+)
+
+
+def _queued(row: Row, *, probe: bool = False, position: int = 0, queued: int = 0) -> QueuedDelivery:
     return QueuedDelivery(
         id=row["id"],
         endpoint_id=row["endpoint_id"],
         attempt_count=int(row["attempt_count"]),
         next_attempt_at=row["next_attempt_at"],
+        due=bool(row["due"]),
+        probe=probe,
+        position=position,
+        queued=queued,
         event_type=row["event_type"],
         payload=row["payload"],
         event_created_at=row["event_created_at"],
+        event_seq=int(row["event_seq"]),
         target=Target(
             url=row["url"],
             status=row["endpoint_status"],
@@ -427,32 +476,50 @@ def _queued(row: Row) -> QueuedDelivery:
     )
 
 
-async def due_deliveries(db: Database, now: datetime, limit: int) -> list[QueuedDelivery]:
-    """Up to `limit` unleased PENDING deliveries whose next attempt time has come, the earliest first."""
+async def send_queues(db: Database, now: datetime, limit: int) -> list[QueuedDelivery]:
+    """Up to `limit` queued deliveries of the endpoints that have one due, round-robin across endpoints."""
     stamp = format_time(now)
+    rows = (await db.prepare(_QUEUE_SQL).bind(stamp, stamp, stamp, stamp, stamp, limit).all()).results
+    return [
+        _queued(row, probe=int(row["due_rank"]) == 1, position=int(row["position"]), queued=int(row["queued"]))
+        for row in rows
+    ]
+
+
+async def queue_after(
+    db: Database, endpoint_id: str, after: QueuedDelivery | None, now: datetime, limit: int
+) -> list[QueuedDelivery]:
+    """The endpoint's next `limit` unleased PENDING deliveries in event order after `after` (None: from the start)."""
+    stamp = format_time(now)
+    created_at, seq = (after.event_created_at, after.event_seq) if after is not None else ("", -1)
     rows = (
-        await db.prepare(
-            "SELECT d.id, d.endpoint_id, d.attempt_count, d.next_attempt_at, w.url, w.secret, w.previous_secret,"
-            " w.previous_secret_until, w.status AS endpoint_status, w.user_id,"
-            " e.type AS event_type, e.payload, e.created_at AS event_created_at"
-            " FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id"
-            " JOIN events e ON e.id = d.event_id"
-            " WHERE d.status = 'PENDING' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until <= ?)"
-            " ORDER BY d.next_attempt_at, d.rowid LIMIT ?"
-        )
-        .bind(stamp, stamp, limit)
-        .all()
+        await db.prepare(_QUEUE_AFTER_SQL).bind(stamp, endpoint_id, stamp, created_at, created_at, seq, limit).all()
     ).results
     return [_queued(row) for row in rows]
 
 
+def bring_forward_statement(db: Database, endpoint_id: str, stamp: str, since: str) -> Statement:
+    """Make the endpoint's waiting deliveries due at `stamp`: it has just answered, so their backoff is moot.
+
+    Deliveries another run recorded an attempt for since `since` (the run's start) keep their schedule.
+    """
+    return db.prepare(
+        "UPDATE webhook_deliveries SET next_attempt_at = ?, updated_at = ? WHERE endpoint_id = ?"
+        " AND status = 'PENDING' AND next_attempt_at > ? AND updated_at < ? AND (lease_until IS NULL OR lease_until <= ?)"
+    ).bind(stamp, stamp, endpoint_id, stamp, since, stamp)
+
+
 def claim_statement(db: Database, key: DeliveryKey, owner: str, stamp: str, lease_until: str) -> Statement:
-    """Lease the delivery for one attempt if it is due, unchanged and free; of overlapping runs one changes 1."""
+    """Lease the delivery for one attempt if it is still as read and free; of overlapping runs one changes 1.
+
+    Whether it may be attempted before its next attempt time (its endpoint has just answered) is the
+    caller's decision; the guard only makes sure nobody attempted or rescheduled it since it was read.
+    """
     return db.prepare(
         "UPDATE webhook_deliveries SET lease_until = ?, lease_owner = ?, updated_at = ?"
-        " WHERE id = ? AND status = 'PENDING' AND attempt_count = ? AND next_attempt_at <= ?"
+        " WHERE id = ? AND status = 'PENDING' AND attempt_count = ? AND next_attempt_at IS ?"
         " AND (lease_until IS NULL OR lease_until <= ?)"
-    ).bind(lease_until, owner, stamp, key.id, key.attempt_count, stamp, stamp)
+    ).bind(lease_until, owner, stamp, key.id, key.attempt_count, key.next_attempt_at, stamp)
 
 
 def cancel_statement(db: Database, key: DeliveryKey, stamp: str) -> Statement:
@@ -569,6 +636,35 @@ def public_reason(error: str | None) -> str | None:
     if error.startswith("connection error"):
         return "connection_refused" if "refused" in error.lower() else "connection_error"
     return "request_failed"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """An endpoint's PENDING deliveries: how many, since when the oldest waits, when the next attempt is due."""
+
+    pending: int
+    oldest_pending_at: str | None
+    next_attempt_at: str | None
+
+    def oldest_pending_age_seconds(self, now: datetime) -> int | None:
+        if self.oldest_pending_at is None:
+            return None
+        return max(0, int((now - parse_time(self.oldest_pending_at)).total_seconds()))
+
+
+def backlog_statement(db: Database, caller: Caller, endpoint_id: str) -> Statement:
+    """The caller's endpoint's backlog (nothing counted for anyone else's endpoint)."""
+    return db.prepare(
+        "SELECT COUNT(*) AS pending, MIN(d.created_at) AS oldest_pending_at,"  # noqa: S608
+        " MIN(d.next_attempt_at) AS next_attempt_at"
+        " FROM webhook_deliveries d WHERE d.endpoint_id = ? AND d.status = 'PENDING' AND EXISTS ("
+        f"SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.user_id = {caller.sql})"
+    ).bind(endpoint_id, *caller.params)
+
+
+def backlog_from(result: QueryResult) -> Backlog:
+    row = result.results[0] if result.results else {}
+    return Backlog(int(row.get("pending") or 0), row.get("oldest_pending_at"), row.get("next_attempt_at"))
 
 
 def _encode_cursor(created_at: str, delivery_id: str) -> str:

@@ -19,6 +19,7 @@ from relay.outbox import EVENT_TYPES
 from relay.secretbox import KeyRing, SecretUnavailable
 from relay.store import (
     ATTEMPT_REASONS,
+    Backlog,
     DeliveryPage,
     Endpoint,
     SealedSecrets,
@@ -35,6 +36,7 @@ from relay.store import (
 # Records and statements kept importable from here (the store owns them).
 __all__ = [
     "ATTEMPT_REASONS",
+    "Backlog",
     "DeliveryPage",
     "Endpoint",
     "deliveries_from",
@@ -317,6 +319,19 @@ async def list_endpoints(db: Database, principal: Principal) -> list[Endpoint]:
 
 async def get_endpoint(db: Database, user_id: str, endpoint_id: str) -> Endpoint:
     return endpoint_from(await endpoint_statement(db, Caller.user(user_id), endpoint_id).all())
+
+
+def endpoint_with_backlog_statements(db: Database, caller: Caller, endpoint_id: str) -> list[Statement]:
+    """The endpoint (ownership) and its backlog; GET /webhooks/{id} runs them in the auth batch."""
+    return [endpoint_statement(db, caller, endpoint_id), store.backlog_statement(db, caller, endpoint_id)]
+
+
+async def endpoint_with_backlog(db: Database, principal: Principal, endpoint_id: str) -> tuple[Endpoint, Backlog]:
+    """The caller's endpoint (else 404 E6002) and what waits to be sent to it; one round trip at most."""
+    endpoint_result, backlog_result = await preloaded_or_read(
+        db, principal, lambda caller: endpoint_with_backlog_statements(db, caller, endpoint_id)
+    )
+    return endpoint_from(endpoint_result), store.backlog_from(backlog_result)
 
 
 async def delete_endpoint(db: Database, user_id: str, endpoint_id: str, now: datetime) -> None:

@@ -324,6 +324,7 @@ class Walk:
                        token=me.token)  # fmt: skip
         params = {"webhook_id": hook["id"]}
         await s("", "GET", "/webhooks", token=me.token)
+        await s("", "GET", "/webhooks/{webhook_id}", params=params, token=me.token)
         await s("", "POST", "/webhooks/{webhook_id}/rotate-secret", params=params, token=me.token)
         await s("", "GET", "/webhooks/{webhook_id}/deliveries", params=params, token=me.token)
         await s("", "DELETE", "/webhooks/{webhook_id}", expect=(200, 204), params=params, token=me.token)
