@@ -37,7 +37,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from chain import erc20
 from chain.address import InvalidAddress, normalize_address
@@ -48,13 +48,14 @@ from chain.pinned import read_pinned
 from chain.provider import HEDGE_DELAY_SECONDS, build_rpc_client
 from chain.rpc import JsonRpcClient, RpcCall, RpcCallError, RpcError
 from core.auth import Principal
-from core.clock import format_time
 from core.config import Env
 from core.context import Services
 from core.errors import ApiError
 from core.ids import is_uuid4, new_id, random_hex
 from core.logging import Logger
 from db.port import Database, Statement
+from gatekeeper import funds_store
+from gatekeeper.funds_store import AssetType, FundsStatus, NewAttestation, StoredAttestation
 
 __all__ = [
     "ASSET_TYPES",
@@ -69,6 +70,7 @@ __all__ = [
     "RpcFactory",
     "RpcPolicy",
     "StoredAttestation",
+    "attestation_record",
     "attestation_statement",
     "attestation_statements",
     "balance_commitment",
@@ -77,15 +79,12 @@ __all__ = [
     "commitment_key",
     "default_rpc_factory",
     "ensure_challenge_access",
-    "load_attestation",
     "parse_balance",
     "parse_min_balance",
     "reverify",
     "verify_commitment",
 ]
 
-AssetType = Literal["NATIVE", "ERC20"]
-FundsStatus = Literal["PASSED", "FAILED"]
 ASSET_TYPES: tuple[AssetType, ...] = ("NATIVE", "ERC20")
 PROOF_TYPE: Final = "OPAQUE_V1"
 
@@ -501,13 +500,31 @@ async def check_requirements(
     return [result for result in results if result is not None]
 
 
-# -- persistence ------------------------------------------------------------------------------------------
+# -- persistence (the SQL is gatekeeper.funds_store's) --------------------------------------------------------
 
-_INSERT = (
-    "INSERT INTO funds_attestations (id, challenge_id, requirement_id, requested_by, wallet_address, network, "
-    "chain_id, asset_type, token_address, min_balance, status, block_number, provider_host, balance_commitment, "
-    "salt, commitment_scheme, checked_at) "
-)
+
+def attestation_record(result: FundsResult, now: datetime, *, requested_by: str | None = None) -> NewAttestation:
+    """The stored form of one check's result."""
+    requirement = result.requirement
+    return NewAttestation(
+        attestation_id=result.attestation_id,
+        challenge_id=requirement.challenge_id,
+        requirement_id=requirement.requirement_id,
+        requested_by=requested_by,
+        wallet_address=requirement.wallet_address,
+        network=requirement.network.name,
+        chain_id=requirement.network.chain_id,
+        asset_type=requirement.asset_type,
+        token_address=requirement.token_address,
+        min_balance=requirement.min_balance,
+        status=result.status,
+        block_number=result.block_number,
+        provider_host=result.provider_host,
+        balance_commitment=result.balance_commitment,
+        salt=result.salt,
+        commitment_scheme=COMMITMENT_SCHEME,
+        checked_at=now,
+    )
 
 
 def attestation_statement(
@@ -519,36 +536,9 @@ def attestation_statement(
     guard_sql: str | None = None,
     guard_params: tuple[Any, ...] = (),
 ) -> Statement:
-    """The INSERT of one attestation, for the caller's own batch; with a guard, only if the guard finds a row.
-
-    The guard works as in relay.outbox.event_statement: riding with a conditional update, the
-    attestation is written only when that update's condition still holds.
-    """
-    requirement = result.requirement
-    values = (
-        result.attestation_id,
-        requirement.challenge_id,
-        requirement.requirement_id,
-        requested_by,
-        requirement.wallet_address,
-        requirement.network.name,
-        requirement.network.chain_id,
-        requirement.asset_type,
-        requirement.token_address,
-        # TEXT: a uint256 does not survive D1's JS numbers.
-        str(requirement.min_balance),
-        result.status,
-        result.block_number,
-        result.provider_host,
-        result.balance_commitment,
-        result.salt,
-        COMMITMENT_SCHEME,
-        format_time(now),
-    )
-    placeholders = ", ".join("?" * len(values))
-    if guard_sql is None:
-        return db.prepare(_INSERT + f"VALUES ({placeholders})").bind(*values)
-    return db.prepare(_INSERT + f"SELECT {placeholders} WHERE EXISTS ({guard_sql})").bind(*values, *guard_params)
+    """The INSERT of one attestation, for the caller's own batch; with a guard, only if the guard finds a row."""
+    record = attestation_record(result, now, requested_by=requested_by)
+    return funds_store.insert_statement(db, record, guard_sql=guard_sql, guard_params=guard_params)
 
 
 def attestation_statements(
@@ -560,67 +550,12 @@ def attestation_statements(
     guard_sql: str | None = None,
     guard_params: tuple[Any, ...] = (),
 ) -> list[Statement]:
-    """One attestation INSERT per result, in order (see attestation_statement)."""
-    return [
-        attestation_statement(
-            db, result, now, requested_by=requested_by, guard_sql=guard_sql, guard_params=guard_params
-        )
-        for result in results
-    ]
+    """One attestation INSERT per result, in order (see funds_store.insert_statement)."""
+    records = [attestation_record(result, now, requested_by=requested_by) for result in results]
+    return funds_store.insert_statements(db, records, guard_sql=guard_sql, guard_params=guard_params)
 
 
 # -- re-verification ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredAttestation:
-    """What re-verifying a stored check needs; `owner_user_id` is whose balance it is (see load_attestation)."""
-
-    attestation_id: str
-    network: str
-    block_number: int
-    status: FundsStatus
-    checked_at: str
-    requested_by: str | None
-    owner_user_id: str | None
-    balance_commitment: str
-    salt: str = field(repr=False)
-    commitment_scheme: str | None = None
-
-
-async def load_attestation(db: Database, attestation_id: str) -> StoredAttestation | None:
-    """One stored check with whose balance it is: a challenge requirement's side user, else nobody.
-
-    One query: the requirement's side is resolved to the creator or counterparty of its challenge.
-    """
-    row = await (
-        db.prepare(
-            "SELECT a.id, a.network, a.block_number, a.status, a.checked_at, a.requested_by, a.balance_commitment,"
-            " a.salt, a.commitment_scheme,"
-            " CASE r.side WHEN 'CREATOR' THEN c.creator_user_id WHEN 'COUNTERPARTY' THEN c.counterparty_user_id"
-            " END AS owner_user_id"
-            " FROM funds_attestations a"
-            " LEFT JOIN funds_requirements r ON r.id = a.requirement_id"
-            " LEFT JOIN challenges c ON c.id = r.challenge_id"
-            " WHERE a.id = ?"
-        )
-        .bind(attestation_id)
-        .first()
-    )
-    if row is None:
-        return None
-    return StoredAttestation(
-        attestation_id=row["id"],
-        network=row["network"],
-        block_number=int(row["block_number"]),
-        status=row["status"],
-        checked_at=row["checked_at"],
-        requested_by=row["requested_by"],
-        owner_user_id=row["owner_user_id"],
-        balance_commitment=row["balance_commitment"],
-        salt=row["salt"],
-        commitment_scheme=row["commitment_scheme"],
-    )
 
 
 async def reverify(
@@ -634,7 +569,7 @@ async def reverify(
     """
     claimed = parse_balance(balance)
     # Looked up only for well-formed ids: anything else cannot exist.
-    stored = await load_attestation(services.db, attestation_id) if is_uuid4(attestation_id) else None
+    stored = await funds_store.load_attestation(services.db, attestation_id) if is_uuid4(attestation_id) else None
     if stored is None or not (
         principal.is_admin
         or (principal.user_id is not None and principal.user_id in (stored.requested_by, stored.owner_user_id))
