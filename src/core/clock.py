@@ -36,6 +36,30 @@ class ManualClock:
         self._now = moment
 
 
+class OffsetClock:
+    """Another clock plus an offset that only grows: the local dev server's fast-forward (never the Worker's)."""
+
+    def __init__(self, base: Clock, offset_seconds: float = 0.0) -> None:
+        if not offset_seconds >= 0:
+            raise ValueError("the offset must be a number of seconds >= 0")
+        self._base = base
+        self._offset = float(offset_seconds)
+
+    @property
+    def offset_seconds(self) -> float:
+        return self._offset
+
+    def now(self) -> datetime:
+        return self._base.now() + timedelta(seconds=self._offset)
+
+    def advance(self, seconds: float) -> datetime:
+        """Move forward (never back: leases, deadlines and schedules assume time does not reverse)."""
+        if not seconds >= 0:
+            raise ValueError("a clock only moves forward")
+        self._offset += seconds
+        return self.now()
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with millisecond precision and a `Z`; fixed width, so text order is time order."""
     moment = moment.astimezone(UTC)

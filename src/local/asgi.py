@@ -9,8 +9,10 @@ from typing import Any
 
 from api.jobs import run_scheduled
 from core.app import App
+from core.clock import OffsetClock
 from core.context import Services
 from core.http import MAX_BODY_BYTES, Request, Response
+from local import devclock
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -20,12 +22,21 @@ SCHEDULED_PATH = "/cdn-cgi/handler/scheduled"
 
 
 class AsgiAdapter:
-    """One ASGI app around the shared dispatch; `cron_interval` starts the minute loop at startup."""
+    """One ASGI app around the shared dispatch; `cron_interval` starts the minute loop at startup; with a
+    `dev_clock`, /dev/clock reads and moves it (local.devclock)."""
 
-    def __init__(self, app: App, services: Services, *, cron_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        services: Services,
+        *,
+        cron_interval: float | None = None,
+        dev_clock: OffsetClock | None = None,
+    ) -> None:
         self.app = app
         self.services = services
         self.cron_interval = cron_interval
+        self.dev_clock = dev_clock
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cron_task: asyncio.Task[None] | None = None
         services.defer = self.defer
@@ -65,6 +76,8 @@ class AsgiAdapter:
         )
         if request.path == SCHEDULED_PATH:
             response = await self._scheduled(request)
+        elif request.path == devclock.DEV_CLOCK_PATH and self.dev_clock is not None and not too_large:
+            response = await devclock.handle(request, self.dev_clock)
         else:
             if too_large:
                 # Signal the size without buffering the rest; the pipeline answers 413.

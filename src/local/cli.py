@@ -61,7 +61,8 @@ def worker_app() -> object:
 
     extra = json.loads(os.environ.get(WORKER_VARS_ENV, "{}"))
     cron = extra.pop("__cron__", "on") == "on"
-    return build_asgi(build_services(local_config.load(), extra_vars=extra), cron_interval=60.0 if cron else None)
+    services = build_services(local_config.load(), extra_vars=extra)
+    return build_asgi(services, cron_interval=60.0 if cron else None, dev_clock=False)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
