@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _status(url: str, timeout: float) -> int:
+    """GET `url`'s status with the standard library: Workers boot in background threads while other tests
+    run, and pytest-httpx (which patches httpx process-wide) would answer an httpx request from its mocks."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
 def wait_until_healthy(
     process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float, expect_status: int = 200
 ) -> bool:
@@ -29,9 +41,9 @@ def wait_until_healthy(
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')[-4000:]}")
         try:
-            if httpx.get(f"{url}/health", timeout=30).status_code == expect_status:
+            if _status(f"{url}/health", timeout=30) == expect_status:
                 return True
-        except httpx.HTTPError:
+        except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
     return False
