@@ -12,9 +12,9 @@ from email.utils import format_datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from challenges.store import Parties
 from core.errors import ApiError
 from relay import delivery, notify, signing
-from relay.store import ChallengeParties
 from relay.webhooks import validate_url
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
@@ -178,12 +178,12 @@ def test_line_breaks_in_titles_cannot_add_header_lines():
 
 
 def test_recipients_follow_the_spec_table():
-    challenge = ChallengeParties("x", "c", "p")
+    challenge = Parties("x", "c", "p")
     assert notify.recipients("challenge.invitation_sent", challenge) == ["p"]
     assert notify.recipients("challenge.accepted", challenge) == ["c"]
     for name in ("intent_locked", "completed", "cancelled", "expired", "disputed"):
         assert notify.recipients(f"challenge.{name}", challenge) == ["c", "p"]
     for name in ("challenge.created", "challenge.gatekeeper_verification_required", "wallet.verified"):
         assert notify.recipients(name, challenge) == []
-    assert notify.recipients("challenge.completed", ChallengeParties("x", "c", None)) == ["c"]
+    assert notify.recipients("challenge.completed", Parties("x", "c", None)) == ["c"]
     assert notify.recipients("challenge.completed", None) == []

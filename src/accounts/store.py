@@ -7,6 +7,7 @@ everything that finds or notifies a user by them can trust them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from accounts import contacts
 from accounts.contacts import Channel, Delivery, PendingClaim
 from core.auth import Caller
 from core.clock import format_time
-from db.port import Database, QueryResult, Statement
+from db.port import MAX_BOUND_PARAMETERS, Database, QueryResult, Statement
 
 # Columns PATCH /me may write directly: a contact only to clear it (a new one is a pending claim).
 PROFILE_FIELDS = ("email", "phone", "display_name")
@@ -68,6 +69,32 @@ async def load_user(db: Database, user_id: str) -> User | None:
 async def find_user_by_email(db: Database, email: str) -> User | None:
     """The user who *proved* this email (or was given it by an operator); a pending claim never matches."""
     return user_from(await db.prepare(f"SELECT {_USER_COLUMNS} FROM users WHERE email = ?").bind(email).all())  # noqa: S608
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A user's verified email address and phone number (either may be missing): whom a notification reaches."""
+
+    id: str
+    email: str | None
+    phone: str | None
+
+
+async def contacts_of(db: Database, user_ids: Iterable[str]) -> dict[str, Contact]:
+    """The verified contacts of each existing user among `user_ids`, in one round trip (chunked statements)."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    statements = []
+    for start in range(0, len(ids), MAX_BOUND_PARAMETERS):
+        chunk = ids[start : start + MAX_BOUND_PARAMETERS]
+        marks = ", ".join("?" for _ in chunk)
+        statements.append(db.prepare(f"SELECT id, email, phone FROM users WHERE id IN ({marks})").bind(*chunk))  # noqa: S608
+    return {
+        row["id"]: Contact(row["id"], row["email"], row["phone"])
+        for result in await db.batch(statements)
+        for row in result.results
+    }
 
 
 # -- credentials: the auth lookup's own statements (accounts.credentials runs them) -------------------------

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from accounts import store as account_store
+from challenges import store as challenge_store
 from core import flags
 from core.clock import format_time, unix_seconds
 from core.context import Services
@@ -83,7 +85,9 @@ async def fan_out(services: Services, *, limit: int = FANOUT_LIMIT) -> dict[str,
     events = await store.undispatched_events(db, limit)
     if not events:
         return {"events": 0, "deliveries": 0, "notifications": 0}
-    challenges = await store.challenge_parties(db, (event.challenge_id for event in events if event.challenge_id))
+    challenges = await challenge_store.parties_of_many(
+        db, (event.challenge_id for event in events if event.challenge_id)
+    )
     audiences: dict[str, set[str]] = {}
     recipients: dict[str, list[str]] = {}
     for event in events:
@@ -94,7 +98,7 @@ async def fan_out(services: Services, *, limit: int = FANOUT_LIMIT) -> dict[str,
     endpoints = await store.active_endpoints(
         db, (user for users in audiences.values() for user in users if env.flag(flags.WEBHOOKS, user))
     )
-    contacts = await store.contacts(
+    contacts = await account_store.contacts_of(
         db, (user for users in recipients.values() for user in users if env.flag(flags.NOTIFICATIONS, user))
     )
     plans = []

@@ -11,13 +11,15 @@ from typing import Any
 
 import httpx
 
+from accounts.store import Contact
+from challenges.store import Parties
 from core import flags
 from core.clock import format_time
 from core.context import Services
 from core.ids import new_id
 from relay import store, transport
 from relay.queues import drain_in_order
-from relay.store import ChallengeParties, Contact, DueNotification
+from relay.store import DueNotification
 
 RESEND_URL = "https://api.resend.com/emails"
 TWILIO_URL = "https://api.twilio.com/2010-04-01/Accounts/{sid}/Messages.json"
@@ -51,7 +53,7 @@ AUDIENCE: dict[str, tuple[str, ...]] = {
 }
 
 
-def recipients(event_type: str, challenge: ChallengeParties | None) -> list[str]:
+def recipients(event_type: str, challenge: Parties | None) -> list[str]:
     """User ids to notify about this event, each once."""
     if challenge is None:
         return []

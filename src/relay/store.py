@@ -81,39 +81,6 @@ async def _select_in(db: Database, sql: str, values: Iterable[Any], fixed: Seque
     return rows
 
 
-# ---- read-only reads of other aggregates (challenge parties, user contacts)
-
-
-@dataclass(frozen=True)
-class ChallengeParties:
-    """Who a challenge's events concern."""
-
-    id: str
-    creator_user_id: str | None
-    counterparty_user_id: str | None
-
-
-async def challenge_parties(db: Database, challenge_ids: Iterable[str]) -> dict[str, ChallengeParties]:
-    rows = await _select_in(
-        db, "SELECT id, creator_user_id, counterparty_user_id FROM challenges WHERE id IN ({marks})", challenge_ids
-    )
-    return {row["id"]: ChallengeParties(row["id"], row["creator_user_id"], row["counterparty_user_id"]) for row in rows}
-
-
-@dataclass(frozen=True)
-class Contact:
-    """A user's verified email address and phone number (either may be missing)."""
-
-    id: str
-    email: str | None
-    phone: str | None
-
-
-async def contacts(db: Database, user_ids: Iterable[str]) -> dict[str, Contact]:
-    rows = await _select_in(db, "SELECT id, email, phone FROM users WHERE id IN ({marks})", user_ids)
-    return {row["id"]: Contact(row["id"], row["email"], row["phone"]) for row in rows}
-
-
 # ---- webhook endpoints
 
 ENDPOINT_COLUMNS = "id, user_id, url, description, event_types, status, disabled_reason, created_at, updated_at"
