@@ -5,7 +5,7 @@ migrated SQLite database, one user with N endpoints pointing at a receiver in a 
 (asyncio, HTTP/1.1 keep-alive, 204 answers; with --verify it checks every signature with the
 `standardwebhooks` library), writes the events through the outbox helper (untimed), then times the
 production dispatcher — ``relay.jobs.dispatch_pending`` with its default bounds (100 events fanned out
-and 50 deliveries sent per call), called back to back as the cron job and after-response hook would —
+and up to 200 attempts sent per call), called back to back as the cron job and after-response hook would —
 until every delivery is DELIVERED. Prints deliveries/s, dispatcher calls and attempt latency
 percentiles. Bounded: stops after --max-seconds (default 50) whatever happened.
 """
@@ -36,6 +36,7 @@ from local.server import open_database  # noqa: E402
 from relay import webhooks  # noqa: E402
 from relay.jobs import dispatch_pending  # noqa: E402
 from relay.outbox import event_statement  # noqa: E402
+from relay.secretbox import key_ring  # noqa: E402
 
 MIGRATIONS = ROOT / "db" / "migrations"
 
@@ -108,7 +109,7 @@ async def run(events: int, endpoints: int, verify: bool, max_seconds: float) -> 
         endpoint_ids = []
         for index in range(endpoints):
             endpoint, secret = await webhooks.create_endpoint(
-                db, user_id, f"http://127.0.0.1:1/hook/{index}", None, None, now, allow_insecure=True
+                db, key_ring(env), user_id, f"http://127.0.0.1:1/hook/{index}", None, None, now, allow_insecure=True
             )
             endpoint_ids.append(endpoint.id)
             secrets_by_path[f"/hook/{index}"] = secret
