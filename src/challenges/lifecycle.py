@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from challenges import attestation, bonded, modes, oracle, outcomes, stakes, transitions, verification
+from challenges import attestation, bonded, invites, modes, oracle, outcomes, stakes, transitions, verification
 from challenges.outcomes import announce, dispute_window_seconds, finish, other_party, parties, party_action_statement
 from challenges.store import Aggregate
 from challenges.transitions import (
@@ -58,6 +58,8 @@ async def send(services: Services, aggregate: Aggregate, principal: Principal) -
             )
         ],
     )
+    # The counterparty's invitation link (challenges.invites) is written in the same batch.
+    change.extra.append(invites.issue_statement(services.db, services.env, change, accept_deadline, now))
     return await transitions.apply(services.db, with_deadline(change, to), now)
 
 

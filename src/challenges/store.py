@@ -1044,3 +1044,77 @@ async def timeouts_due(db: Database, stamp: str, limit: int) -> list[Aggregate]:
     time (`Aggregate.proposal_announced_at`)."""
     scope = _paged(_DUE_SQL, (stamp, limit))
     return _parse(await db.batch(_statements(db, scope, detail=True)), detail=True)
+
+
+# -- invitations (challenges.invites) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvitationRecord:
+    """A `challenge_invitations` row: the nonce its link's token is derived from, and the token's sha256."""
+
+    id: str
+    challenge_id: str
+    purpose: str
+    nonce: str
+    token_hash: str
+    expires_at: str
+    created_at: str
+
+
+def invitation_insert(
+    db: Database,
+    guarded_by: Guard,
+    *,
+    invitation_id: str,
+    challenge_id: str,
+    purpose: str,
+    nonce: str,
+    token_hash: str,
+    expires_at: str,
+    stamp: str,
+) -> Statement:
+    """The invitation of a `send`, guarded by its change (a lost race writes none)."""
+    return _guarded_insert(
+        db,
+        guarded_by,
+        "INSERT INTO challenge_invitations (id, challenge_id, purpose, nonce, token_hash, expires_at, created_at)"
+        " SELECT ?, ?, ?, ?, ?, ?, ?",
+        invitation_id,
+        challenge_id,
+        purpose,
+        nonce,
+        token_hash,
+        expires_at,
+        stamp,
+    )
+
+
+def invitation_statement(db: Database, challenge_id: str, purpose: str) -> Statement:
+    """The challenge's invitation of `purpose` (at most one row); it can ride in another batch."""
+    return db.prepare(
+        "SELECT id, challenge_id, purpose, nonce, token_hash, expires_at, created_at FROM challenge_invitations"
+        " WHERE challenge_id = ? AND purpose = ?"
+    ).bind(challenge_id, purpose)
+
+
+def invitation_from(result: QueryResult) -> InvitationRecord | None:
+    """The record `invitation_statement` found, or None."""
+    return _optional(InvitationRecord, result.results)
+
+
+async def load_invitation(db: Database, challenge_id: str, purpose: str) -> InvitationRecord | None:
+    """The invitation alone (the relay's email, an admin's read); one round trip."""
+    if not is_uuid4(challenge_id):
+        return None
+    return invitation_from(await invitation_statement(db, challenge_id, purpose).all())
+
+
+async def load_with_invitation(
+    db: Database, challenge_id: str, purpose: str
+) -> tuple[Aggregate | None, InvitationRecord | None]:
+    """The whole aggregate (no caller) and its invitation, in one round trip (the invitation page)."""
+    if not is_uuid4(challenge_id):
+        return None, None
+    results = await db.batch([invitation_statement(db, challenge_id, purpose), *read_back(db, challenge_id)])
+    return parse_read_back(results), invitation_from(results[0])
