@@ -154,7 +154,8 @@ async def rotate_secret(request: Request, ctx: RequestContext) -> Response:
     principal = require_user(ctx.principal)
     endpoint_id = request.path_params["webhook_id"]
     ring = secretbox.key_ring(ctx.env)
-    secret = await webhooks.rotate_secret(ctx.db, ring, principal.user_id or "", endpoint_id, ctx.now())
+    overlap = webhooks.rotation_overlap(ctx.env)
+    secret = await webhooks.rotate_secret(ctx.db, ring, principal.user_id or "", endpoint_id, ctx.now(), overlap)
     return Response.json({"id": endpoint_id, "secret": secret})
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from core.auth import Caller, Principal, preloaded_or_read
 from core.clock import format_time
+from core.config import Env
 from core.context import Services
 from core.errors import ApiError
 from core.ids import new_id
@@ -82,6 +83,8 @@ _DECIMAL_OCTET = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 ROTATION_OVERLAP = timedelta(hours=24)
+MAX_ROTATION_OVERLAP = timedelta(days=7)
+ROTATION_OVERLAP_ENV = "WEBHOOK_ROTATION_OVERLAP_SECONDS"
 REWRAP_LIMIT = 100
 
 
@@ -341,8 +344,22 @@ async def delete_endpoint(db: Database, user_id: str, endpoint_id: str, now: dat
         raise ApiError("E6002")
 
 
-async def rotate_secret(db: Database, ring: KeyRing, user_id: str, endpoint_id: str, now: datetime) -> str:
-    """A new secret signs from now on; the one it replaces signs alongside it for ROTATION_OVERLAP.
+def rotation_overlap(env: Env) -> timedelta:
+    """How long a replaced secret keeps signing beside the new one: WEBHOOK_ROTATION_OVERLAP_SECONDS, else 24 h.
+
+    0 ends the old secret at once; negative or malformed values fall back to the default, and the overlap is
+    at most MAX_ROTATION_OVERLAP (receivers get a bounded window, deliveries a bounded header).
+    """
+    seconds = env.int(ROTATION_OVERLAP_ENV, int(ROTATION_OVERLAP.total_seconds()))
+    if seconds < 0:
+        return ROTATION_OVERLAP
+    return min(timedelta(seconds=seconds), MAX_ROTATION_OVERLAP)
+
+
+async def rotate_secret(
+    db: Database, ring: KeyRing, user_id: str, endpoint_id: str, now: datetime, overlap: timedelta = ROTATION_OVERLAP
+) -> str:
+    """A new secret signs from now on; the one it replaces signs alongside it for `overlap` (rotation_overlap()).
 
     The old sealed value moves to `previous_secret` as it is (its seal is bound to the endpoint, not the
     column), so rotating needs no decryption; a second rotation inside the overlap drops the oldest.
@@ -350,7 +367,7 @@ async def rotate_secret(db: Database, ring: KeyRing, user_id: str, endpoint_id: 
     secret = signing.new_secret()
     sealed = await secretbox.seal(ring, secret, endpoint_id)
     result = await store.rotate_secret_statement(
-        db, user_id, endpoint_id, sealed, format_time(now + ROTATION_OVERLAP), format_time(now)
+        db, user_id, endpoint_id, sealed, format_time(now + overlap), format_time(now)
     ).run()
     if result.changes != 1:
         raise ApiError("E6002")
