@@ -111,7 +111,7 @@ def verify_session(env: Env, token: str, now: datetime) -> Principal:
         claims = json.loads(_unb64(payload))
         user_id, wallet, expires = str(claims["u"]), str(claims["w"]), int(claims["exp"])
         issued = int(claims["iat"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: an infinite "exp" (1e400)
         raise invalid from None
     if expires <= unix_seconds(now):
         raise ApiError("E9006", "Session expired")
