@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from core.context import Services
 from local.anvil import AnvilNode
+from tests.conftest import use_local_chain_only
 from tests.support.client import ApiClient
 from tests.support.faultproxy import FaultMix, FaultProxy
 
@@ -101,3 +104,47 @@ async def test_a_provider_reporting_another_chain_id_is_left_out(
             assert response.status == 200, response.text
             assert response.json()["provider"] == chain.url.removeprefix("http://")
         assert liar.requests == 1
+
+
+@pytest.fixture
+def stalled(anvil: AnvilNode) -> Iterator[FaultProxy]:
+    with FaultProxy(anvil.url, FaultMix(stall=1.0, stall_seconds=60)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def behind_stall_env(
+    env_vars: dict[str, str], anvil: AnvilNode, stalled: FaultProxy, wrong_first: FaultProxy
+) -> dict[str, str]:
+    # Listed before `live_server`, so the server (or Worker) is built with it.
+    use_local_chain_only(env_vars, f"{stalled.url},{wrong_first.url},{anvil.url}")
+    env_vars["RPC_TIMEOUT_SECONDS"] = "30"
+    return env_vars
+
+
+@pytest.mark.slow
+def test_a_stalled_first_provider_and_another_chain_behind_it_in_both_runtimes(
+    behind_stall_env: dict[str, str],
+    live_server: Any,
+    anvil: AnvilNode,
+    other_chain: AnvilNode,
+    stalled: FaultProxy,
+    wrong_first: FaultProxy,
+) -> None:
+    """Hedging and the per-endpoint chain id check in the real server, incl. Pyodide's asyncio (workerd).
+
+    Provider 1 never answers; with a 30 s attempt timeout only a hedge can beat the 25 s check deadline.
+    Provider 2 serves another chain: its chain id rules it out once. Provider 3 is the right chain.
+    """
+    wallet = "0x" + secrets.token_hex(20)
+    anvil.set_balance(wallet, 10**18)
+    other_chain.set_balance(wallet, 0)
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        for threshold in ("1000000000000000000", "1000000000000000001") * 5:
+            body = {"wallet_address": wallet, "network": "local", "asset_type": "NATIVE", "min_balance": threshold}
+            response = http.post(CHECK, json=body)
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == ("PASSED" if threshold.endswith("0") else "FAILED")
+            assert response.json()["provider"] == anvil.url.removeprefix("http://")
+    assert wrong_first.requests == 1
+    assert 1 <= stalled.requests <= 10
