@@ -185,6 +185,7 @@ ADMIN_ACTIONS: dict[str, Expectation] = {
     "send": (403, "E9007"),
     "confirm": (403, "E9007"),
     "accept": (403, "E3012"),
+    "decline": (403, "E3012"),
     "verify": (403, "E9007"),
     "respond": (403, "E9007"),
     "complete": (403, "E9007"),

@@ -72,6 +72,11 @@ EXPECTED: dict[str, int] = {
     "POST /challenges/{challenge_id}/resolve (ENFORCED, proposal)": 2,
     "POST /challenges/{challenge_id}/resolve (ENFORCED, agreement)": 2,
     "POST /challenges/{challenge_id}/dispute (ENFORCED)": 2,
+    "GET /connect": 0,
+    "GET /connect (signing request)": 1,
+    "GET /challenges/{challenge_id}/invitation": 1,
+    "GET /invite/{challenge_id}": 1,
+    "POST /challenges/{challenge_id}/decline": 2,
 }
 
 # Permanent exceptions to the targets (read 1, write 2), each with its allowance and reason.

@@ -14,6 +14,7 @@ from core.context import RequestContext
 from core.http import Request, Response
 from core.routing import Route
 from gatekeeper import funds_api, wallet_api
+from pages import routes as page_routes
 from relay import routes as relay_routes
 from relay.jobs import after_response
 
@@ -150,6 +151,7 @@ ROUTES: list[Route] = [
 
 ROUTES.extend(challenge_routes.ROUTES)
 ROUTES.extend(relay_routes.ROUTES)
+ROUTES.extend(page_routes.ROUTES)
 
 
 def build_app() -> App:

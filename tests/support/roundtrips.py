@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import httpx
 from eth_account import Account
@@ -275,9 +276,10 @@ class Walk:
         json: Any = None,
         token: str | None = None,
         headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
     ) -> Any:
         """One request; `label` "" measures it as the bare route, "(…)" adds a suffix, None leaves it unmeasured."""
-        concrete = path.format(**(params or {}))
+        concrete = path.format(**(params or {})) + (f"?{urlencode(query)}" if query else "")
         if label is not None:
             full = f"{method} {path} {label}".strip()
             if full in self.seen:
@@ -304,6 +306,7 @@ class Walk:
         await self.gatekeeper(creator, counterparty)
         await self.fire(creator, counterparty)
         await self.enforced(creator, counterparty)
+        await self.pages(creator, counterparty)
 
     async def user(self, label: str | None, email: str) -> _Party:
         email = email.replace("@", f"{self.tag}@")
@@ -455,6 +458,20 @@ class Walk:
             else:
                 assert (await self.action(mode, "dispute", counterparty, params))["status"] == "DISPUTED"
 
+    async def pages(self, creator: _Party, counterparty: _Party) -> None:
+        """The browser pages and the invitation: connect, the creator's link, the invite page, decline."""
+        s = self.step
+        await s("", "GET", "/connect")
+        signing = await s(None, "POST", "/gatekeeper/v2/wallet/challenge", expect=201,
+                          json={"wallet_address": counterparty.address, "chain_id": LOCAL_CHAIN_ID})  # fmt: skip
+        await s("(signing request)", "GET", "/connect", query={"challenge_id": signing["challenge_id"]})
+        params = await self.create(None, creator, self.gatekeeper_body(creator, counterparty))
+        await self.action(None, "send", creator, params)
+        link = await s("", "GET", f"{CHALLENGE}/invitation", params=params, token=creator.token)
+        token = parse_qs(urlsplit(link["invite_url"]).query)["token"][0]
+        await s("", "GET", "/invite/{challenge_id}", params=params, query={"token": token})
+        assert (await self.action("", "decline", counterparty, params))["status"] == "CANCELLED"
+
 
 # -- the measurements --------------------------------------------------------------------------------------
 
@@ -488,7 +505,10 @@ class CountingApi:
     ) -> Answer:
         self.tally.reset()
         body = request_body(method, json)
-        response = await self.client.request(method, path, json_body=body, token=token, headers=headers)
+        path, _, query = path.partition("?")
+        response = await self.client.request(
+            method, path, json_body=body, token=token, headers=headers, query=dict(parse_qsl(query))
+        )
         if label is not None:
             self.counts[label] = self.tally.round_trips
             self.calls[label] = self.tally.describe()
