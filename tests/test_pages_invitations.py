@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import json
 import re
 import sqlite3
 from typing import Any
@@ -16,8 +18,12 @@ from challenges import invites
 from core.config import Env
 from pages.html import STYLE
 from pages.script import WALLET_SCRIPT
+from relay import notify
+from relay.jobs import dispatch_pending
 from tests.conftest import ADMIN_TOKEN, HMAC_SECRET
+from tests.support import messaging
 
+providers = messaging.providers  # the provider-credentials fixture
 WALLET_CREATOR = "0x" + "11" * 20
 WALLET_COUNTER = "0x" + "22" * 20
 
@@ -310,3 +316,35 @@ async def test_connect_page_refuses_in_plain_words(client, people, clock, servic
     assert used.status == 409 and "already used" in used.text
     for answer in (unknown, mine, expired, used):
         assert "<script" not in answer.text and "script-src 'none'" in answer.headers["content-security-policy"]
+
+
+# ---- the invitation email and SMS carry the link
+
+
+async def test_the_invitation_email_and_sms_carry_the_link(client, people, services, providers, httpx_mock, make_user):
+    httpx_mock.add_response(url=notify.RESEND_URL, method="POST", json={"id": "email-1"})
+    httpx_mock.add_response(url=messaging.TWILIO_URL, method="POST", status_code=201, json={"sid": "SM1"})
+    counterparty_id, _ = await make_user(email="invited@example.com", phone="+447700900123")
+    people["counterparty"] = (counterparty_id, "")
+    challenge_id = await sent_challenge(client, people)
+    link = (await invitation(client, people, challenge_id))["invite_url"]
+
+    await dispatch_pending(services)
+
+    email = json.loads(httpx_mock.get_request(url=notify.RESEND_URL).content)
+    assert email["to"] == ["invited@example.com"]
+    assert f"Review and answer the invitation: {link}" in email["text"]
+    assert f'<a href="{html.escape(link, quote=True)}">Review and answer the invitation</a>' in email["html"]
+    sms = parse_qs(httpx_mock.get_request(url=messaging.TWILIO_URL).content.decode())["Body"][0]
+    assert sms.endswith(f" {link}")
+    # The link the messages carry opens the page; nothing else the relay sends carries it.
+    path, token = link_parts(link)
+    assert (await client.get(path, query={"token": token})).status == 200
+    assert notify.render("challenge.accepted", "t", {}, challenge_id, "https://x.test", link).text.count("invite") == 0
+
+
+async def test_no_link_once_it_expired(services, client, people, clock):
+    challenge_id = await sent_challenge(client, people, expires_at="2026-11-24T13:00:00Z")
+    assert await invites.link_for(services.db, services.env, challenge_id, clock.now()) is not None
+    clock.advance(hours=2)
+    assert await invites.link_for(services.db, services.env, challenge_id, clock.now()) is None

@@ -145,7 +145,8 @@ async def test_sends_the_exact_resend_and_twilio_requests(client, services, part
     assert "<script>" not in sent["html"]
     assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; co" in sent["html"]
     assert f"Challenge id: {challenge_id}" in sent["text"] and "<script>" in sent["text"]  # plain text, as typed
-    # Twilio: form-encoded To/From/Body to the account's Messages.json, HTTP Basic SID:token.
+    # Twilio: form-encoded To/From/Body to the account's Messages.json, HTTP Basic SID:token; the invitation link.
+    invite_url = (await client.get(f"/challenges/{challenge_id}/invitation", token=parties[0][1])).json()["invite_url"]
     assert (sms.method, str(sms.url)) == ("POST", TWILIO_URL)
     assert sms.headers["authorization"] == "Basic " + base64.b64encode(f"{SID}:{TWILIO_TOKEN}".encode()).decode()
     assert sms.headers["content-type"] == "application/x-www-form-urlencoded"
@@ -153,7 +154,7 @@ async def test_sends_the_exact_resend_and_twilio_requests(client, services, part
     assert form == {
         "To": [COUNTER_PHONE],
         "From": [FROM_NUMBER],
-        "Body": ['TattleHash: You\'re invited to the challenge "<script>alert("pwned")</script> & co".'],
+        "Body": ['TattleHash: You\'re invited to the challenge "<script>alert("pwned")</script> & co". ' + invite_url],
     }
     assert (email_row["status"], email_row["provider_message_id"]) == ("SENT", "49a3999c-0ce1-4ea6-ab68-afcd6dc2e794")
     assert (sms_row["status"], sms_row["provider_message_id"]) == ("SENT", "SM" + "f" * 32)

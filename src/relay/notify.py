@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from accounts.store import Contact
+from challenges import invites
 from challenges.store import Parties
 from core import flags
 from core.clock import format_time
@@ -152,8 +153,14 @@ def _one_line(value: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def render(template_name: str, title: str, payload: dict[str, Any], challenge_id: str, base_url: str) -> Message:
-    """Subject, plain text, HTML (every user-supplied value escaped) and SMS text for one notification."""
+def render(
+    template_name: str, title: str, payload: dict[str, Any], challenge_id: str, base_url: str, invite_link: str = ""
+) -> Message:
+    """Subject, plain text, HTML (every user-supplied value escaped) and SMS text for one notification.
+
+    `invite_link` (challenges.invites.link_for) goes into the invitation's email and SMS, and nowhere else.
+    """
+    invite = invite_link if template_name == "challenge.invitation_sent" else ""
     template = TEMPLATES[template_name]
     title = _one_line(title or "Untitled", 120)
     details = [(label, _one_line(str(payload[key]), 120)) for key, label in _DETAILS if payload.get(key)]
@@ -162,6 +169,8 @@ def render(template_name: str, title: str, payload: dict[str, Any], challenge_id
     text_lines = [headline, "", *(f"{label}: {value}" for label, value in details)]
     if link:
         text_lines += ["", f"Proof: {link}"]
+    if invite:
+        text_lines += ["", f"Review and answer the invitation: {invite}"]
     text_lines += ["", f"Challenge id: {challenge_id}", f"You receive this because you are a party to it on {BRAND}."]
     escaped_headline = template.headline.format(title=html.escape(title, quote=True))
     items = "".join(f"<li>{html.escape(label)}: {html.escape(value, quote=True)}</li>" for label, value in details)
@@ -174,11 +183,13 @@ def render(template_name: str, title: str, payload: dict[str, Any], challenge_id
         body.append(f"<ul>{items}</ul>")
     if link:
         body.append(f'<p><a href="{html.escape(link, quote=True)}">View the proof</a></p>')
+    if invite:
+        body.append(f'<p><a href="{html.escape(invite, quote=True)}">Review and answer the invitation</a></p>')
     body.append(
         f'<p style="color:#666">Challenge id: {html.escape(challenge_id)}. You receive this because you are a party'
         f" to it on {BRAND}.</p></body></html>"
     )
-    sms = f"{BRAND}: " + template.sms.format(title=_one_line(title, 40))
+    sms = f"{BRAND}: " + template.sms.format(title=_one_line(title, 40)) + (f" {invite}" if invite else "")
     return Message(
         subject=_one_line(template.subject.format(title=title), 150),
         text="\n".join(text_lines),
@@ -323,7 +334,10 @@ async def _attempt(services: Services, row: DueNotification) -> Outcome:
         payload = json.loads(row.payload)
     except ValueError:
         return Outcome("FAILED", "event payload is not valid JSON")
-    message = render(template, row.title or "", payload, row.challenge_id or "", env.get("PUBLIC_BASE_URL"))
+    invite = ""
+    if template == "challenge.invitation_sent" and row.challenge_id:
+        invite = await invites.link_for(services.db, env, row.challenge_id, services.now()) or ""
+    message = render(template, row.title or "", payload, row.challenge_id or "", env.get("PUBLIC_BASE_URL"), invite)
     if channel == "EMAIL":
         if not row.email:
             return Outcome("SKIPPED", "no email address on file")
