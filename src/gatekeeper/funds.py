@@ -47,6 +47,7 @@ from chain.networks import Network, UnsupportedNetwork, network_by_name, usable_
 from chain.pinned import read_pinned
 from chain.provider import HEDGE_DELAY_SECONDS, build_rpc_client
 from chain.rpc import JsonRpcClient, RpcCall, RpcCallError, RpcError
+from challenges import store as challenge_store
 from core.auth import Principal
 from core.config import Env
 from core.context import Services
@@ -259,16 +260,12 @@ async def ensure_challenge_access(db: Database, challenge_id: str, principal: Pr
     """
     if principal is None:
         raise ApiError("E9005", "Sign in to link a funds check to a challenge")
-    row = await (
-        db.prepare("SELECT creator_user_id, counterparty_user_id FROM challenges WHERE id = ?")
-        .bind(challenge_id)
-        .first()
-    )
-    if row is None:
+    parties = await challenge_store.parties_of(db, challenge_id)
+    if parties is None:
         raise ApiError("E3010", details={"challenge_id": challenge_id})
     if principal.is_admin:
         return
-    if principal.user_id is None or principal.user_id not in (row["creator_user_id"], row["counterparty_user_id"]):
+    if principal.user_id is None or principal.user_id not in parties.user_ids:
         # Same answer as "does not exist": a non-party must not learn which ids are real.
         raise ApiError("E3010", details={"challenge_id": challenge_id})
 
