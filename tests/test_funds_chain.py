@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.jobs import run_scheduled
 from chain.address import to_checksum_address
 from chain.networks import network_by_name
 from core.config import Env
@@ -648,3 +649,45 @@ async def test_no_requirements_cost_nothing(
 ) -> None:
     assert await funds.check_requirements(services, []) == []
     assert proxy.payloads == []
+
+
+async def test_commitments_from_before_keying_are_wrapped_by_the_scheduled_job(
+    api: ApiClient, chain: AnvilNode, services: Services, make_user: Callable[..., Any]
+) -> None:
+    """Issue 12 item 9, old rows: a plain sha256(balance ":" salt) beside its salt is brute-forceable from a
+    database copy; the scheduled job replaces it by a keyed wrap, and the owner can still have it re-verified."""
+    _, owner = await make_user()
+    wallet = new_wallet()
+    balance = 3 * 10**15 + 77
+    chain.set_balance(wallet, balance)
+    checked = (await api.post(CHECK, json=native(wallet, 1), token=owner)).json()
+    attestation_id = checked["attestation_id"]
+    salt = (
+        await services.db.prepare("SELECT salt FROM funds_attestations WHERE id = ?").bind(attestation_id).first("salt")
+    )
+    legacy = hashlib.sha256(f"{balance}:{salt}".encode()).hexdigest()
+    # The row as 2.0.0 wrote it.
+    await (
+        services.db.prepare(
+            "UPDATE funds_attestations SET balance_commitment = ?, commitment_scheme = NULL WHERE id = ?"
+        )
+        .bind(legacy, attestation_id)
+        .run()
+    )
+
+    report = await run_scheduled(services)
+
+    assert report.results["rekey_legacy_commitments"] == {"rekeyed": 1}
+    row = await (
+        services.db.prepare("SELECT balance_commitment, commitment_scheme FROM funds_attestations WHERE id = ?")
+        .bind(attestation_id)
+        .first()
+    )
+    assert row["commitment_scheme"] == funds.WRAPPED_SCHEME
+    assert row["balance_commitment"] != legacy  # the brute-forceable value is gone from the row
+    key = hmac.new(HMAC_SECRET.encode(), b"tattlehash/funds-commitment/v1", hashlib.sha256).digest()
+    assert row["balance_commitment"] == hmac.new(key, f"sha256:{legacy}".encode(), hashlib.sha256).hexdigest()
+    url = f"/gatekeeper/v2/funds/attestations/{attestation_id}/verify"
+    assert (await api.post(url, json={"balance": str(balance)}, token=owner)).json()["matches"] is True
+    assert (await api.post(url, json={"balance": str(balance - 1)}, token=owner)).json()["matches"] is False
+    assert (await run_scheduled(services)).results["rekey_legacy_commitments"] == {"rekeyed": 0}

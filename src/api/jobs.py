@@ -9,7 +9,7 @@ from challenges.oracle import resolve_due
 from challenges.timeouts import expire_due
 from core import idempotency
 from core.context import Services
-from gatekeeper import wallet
+from gatekeeper import funds, wallet
 from relay import jobs as relay_jobs
 
 Job = Callable[[Services], Awaitable[dict[str, int]]]
@@ -46,6 +46,7 @@ JOBS: dict[str, Job] = {
     "oracle_resolutions": oracle_resolutions,
     "relay_dispatch": relay_dispatch,
     "expire_idempotency_keys": idempotency.expire_keys,
+    "rekey_legacy_commitments": funds.rekey_legacy_commitments,
 }
 
 

@@ -93,6 +93,11 @@ UINT256_LIMIT = 2**256
 MAX_AMOUNT_DIGITS = 78  # len(str(2**256 - 1))
 SALT_BYTES = 32
 COMMITMENT_SCHEME = "HMAC-SHA256-V1"
+# A commitment from before keying, wrapped in place: HMAC(key, "sha256:" + the old sha256 hex). The old value
+# (brute-forceable with its salt) is gone from the row; a claimed balance still checks against the wrap.
+WRAPPED_SCHEME = "HMAC-SHA256-WRAPPED-V1"
+# Legacy rows one scheduled run re-keys at most.
+REKEY_BATCH = 200
 # Domain separation: the session MAC and any later use of HMAC_SECRET never share this key.
 _COMMITMENT_KEY_LABEL = b"tattlehash/funds-commitment/v1"
 # Whole-check budget: per-attempt timeouts times retries times endpoints can add up to minutes, and a
@@ -283,18 +288,44 @@ def balance_commitment(balance: int, salt: str, key: bytes) -> str:
     return hmac.new(key, f"{balance}:{salt}".encode(), hashlib.sha256).hexdigest()
 
 
+def _legacy_commitment(balance: int, salt: str) -> str:
+    return hashlib.sha256(f"{balance}:{salt}".encode()).hexdigest()
+
+
+def wrap_legacy(legacy: str, key: bytes) -> str:
+    """The keyed wrap of a pre-0008 sha256 commitment (WRAPPED_SCHEME)."""
+    return hmac.new(key, f"sha256:{legacy}".encode(), hashlib.sha256).hexdigest()
+
+
 def verify_commitment(
     balance: int, salt: str, commitment: str, key: bytes, scheme: str | None = COMMITMENT_SCHEME
 ) -> bool:
     """Whether a claimed balance matches a stored commitment (for the party, audits and disputes).
 
-    `scheme` None is a row from before migration 0008: plain sha256(balance ":" salt).
+    `scheme` None is a row from before migration 0008 not yet re-keyed: plain sha256(balance ":" salt);
+    WRAPPED_SCHEME is such a row after the scheduled job re-keyed it.
     """
     if scheme is None:
-        expected = hashlib.sha256(f"{balance}:{salt}".encode()).hexdigest()
+        expected = _legacy_commitment(balance, salt)
+    elif scheme == WRAPPED_SCHEME:
+        expected = wrap_legacy(_legacy_commitment(balance, salt), key)
     else:
         expected = balance_commitment(balance, salt, key)
     return hmac.compare_digest(expected, commitment)
+
+
+async def rekey_legacy_commitments(services: Services, *, limit: int = REKEY_BATCH) -> dict[str, int]:
+    """The scheduled job: wrap up to `limit` pre-0008 commitments with the server key, in one batch."""
+    db = services.db
+    legacy = await funds_store.legacy_commitments(db, limit)
+    if not legacy:
+        return {"rekeyed": 0}
+    key = commitment_key(services.env)
+    statements = [
+        funds_store.rekey_statement(db, row, wrap_legacy(row.balance_commitment, key), WRAPPED_SCHEME) for row in legacy
+    ]
+    results = await db.batch(statements)
+    return {"rekeyed": sum(result.changes for result in results)}
 
 
 def _result(requirement: FundsRequirement, balance: int, block: int, host: str, key: bytes) -> FundsResult:

@@ -17,7 +17,9 @@ __all__ = [
     "StoredAttestation",
     "insert_statement",
     "insert_statements",
+    "legacy_commitments",
     "load_attestation",
+    "rekey_statement",
 ]
 
 AssetType = Literal["NATIVE", "ERC20"]
@@ -152,3 +154,33 @@ async def load_attestation(db: Database, attestation_id: str) -> StoredAttestati
         salt=row["salt"],
         commitment_scheme=row["commitment_scheme"],
     )
+
+
+# -- commitments from before keying (migration 0008): re-keyed in place by the scheduled job -------------
+
+
+@dataclass(frozen=True)
+class LegacyCommitment:
+    """A row whose commitment is plain sha256(balance ":" salt): brute-forceable with the salt beside it."""
+
+    attestation_id: str
+    balance_commitment: str
+
+
+async def legacy_commitments(db: Database, limit: int) -> list[LegacyCommitment]:
+    rows = (
+        await db.prepare(
+            "SELECT id, balance_commitment FROM funds_attestations WHERE commitment_scheme IS NULL ORDER BY id LIMIT ?"
+        )
+        .bind(limit)
+        .all()
+    ).results
+    return [LegacyCommitment(row["id"], row["balance_commitment"]) for row in rows]
+
+
+def rekey_statement(db: Database, legacy: LegacyCommitment, commitment: str, scheme: str) -> Statement:
+    """Replace a legacy commitment by its keyed wrap, only if the row is still what was read."""
+    return db.prepare(
+        "UPDATE funds_attestations SET balance_commitment = ?, commitment_scheme = ?"
+        " WHERE id = ? AND commitment_scheme IS NULL AND balance_commitment = ?"
+    ).bind(commitment, scheme, legacy.attestation_id, legacy.balance_commitment)
