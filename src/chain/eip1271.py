@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from chain.rpc import JsonRpcClient, RpcCallError
 
-__all__ = ["IS_VALID_SIGNATURE_SELECTOR", "MAGIC_VALUE", "encode_is_valid_signature", "has_code", "is_valid_signature"]
+__all__ = [
+    "IS_VALID_SIGNATURE_SELECTOR",
+    "MAGIC_VALUE",
+    "contract_verdict",
+    "encode_is_valid_signature",
+    "has_code",
+    "is_valid_signature",
+]
 
 # bytes4(keccak256("isValidSignature(bytes32,bytes)")): the selector doubles as the success value.
 IS_VALID_SIGNATURE_SELECTOR = bytes.fromhex("1626ba7e")
@@ -34,20 +41,22 @@ async def has_code(client: JsonRpcClient, address: str, block: int | str = "late
     return len(await client.get_code(address, block)) > 0
 
 
-async def is_valid_signature(
+async def contract_verdict(
     client: JsonRpcClient,
     address: str,
     message_hash: bytes,
     signature: bytes,
     block: int | str = "latest",
-) -> bool:
-    """True when `address` has code and its isValidSignature returns the magic value.
+) -> bool | None:
+    """None when `address` has no code; else whether its isValidSignature returns the magic value.
 
-    A revert or any other return value is a refusal. RpcUnavailable (the node could not be reached or
-    answered nonsense) propagates: that is an outage, not a verdict on the signature.
+    `signature` reaches the contract exactly as given: any length, no re-encoding (a Safe's concatenated owner
+    signatures, the empty signature of an on-chain approved message, Loopring's 66 bytes...). A revert or any
+    other return value is a refusal. RpcUnavailable (the node could not be reached or answered nonsense)
+    propagates: that is an outage, not a verdict on the signature.
     """
     if not await has_code(client, address, block):
-        return False
+        return None
     try:
         result = await client.eth_call(address, encode_is_valid_signature(message_hash, signature), block)
     except RpcCallError:
@@ -55,3 +64,14 @@ async def is_valid_signature(
     # Compare the whole word, as OpenZeppelin's SignatureChecker does: a contract without the function
     # but with a fallback could otherwise return arbitrary bytes that merely start with the magic value.
     return len(result) >= 32 and result[:32] == _MAGIC_WORD
+
+
+async def is_valid_signature(
+    client: JsonRpcClient,
+    address: str,
+    message_hash: bytes,
+    signature: bytes,
+    block: int | str = "latest",
+) -> bool:
+    """True when `address` has code and its isValidSignature returns the magic value (see contract_verdict)."""
+    return await contract_verdict(client, address, message_hash, signature, block) is True

@@ -1,4 +1,4 @@
-"""secp256k1 signature parsing and signer recovery for EIP-191 personal_sign messages."""
+"""Wallet signatures: hex decoding (any length, bounded), secp256k1 parsing and signer recovery for EIP-191."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from typing import Any, Protocol
 from eth_hash.auto import keccak
 
 __all__ = [
+    "MAX_SIGNATURE_BYTES",
     "CoinCurveBackend",
     "MalformedSignature",
     "PureBackend",
     "RecoveryBackend",
     "SignatureError",
     "UnrecoverableSignature",
+    "decode_signature",
     "default_backend",
     "eip191_message_hash",
     "parse_signature",
+    "parse_signature_bytes",
     "recover_address",
     "recover_personal_sign",
     "signature_to_bytes65",
@@ -26,6 +29,11 @@ __all__ = [
 # secp256k1 group order and field prime; kept local so parsing never has to import eth_keys.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SECP256K1_P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F
+
+# The longest signature accepted, in bytes. Contract wallets sign in their own formats (a Safe: 65 bytes per
+# owner; an ERC-6492 wrapper: the factory call that deploys the account, plus the inner signature), so the bound
+# is generous: 16 KiB is 32 KiB of hex, which leaves room in a 64 KiB request body for a returned SIWE message.
+MAX_SIGNATURE_BYTES = 16_384
 
 _EIP191_PREFIX = b"\x19Ethereum Signed Message:\n"
 _HEX = re.compile(r"[0-9a-fA-F]*")
@@ -37,7 +45,7 @@ class SignatureError(ValueError):
 
 
 class MalformedSignature(SignatureError):
-    """The signature is not a syntactically valid 65-byte or 64-byte (EIP-2098) secp256k1 signature."""
+    """The signature is not valid hex, too long, or not a well-formed 65/64-byte (EIP-2098) secp256k1 signature."""
 
 
 class UnrecoverableSignature(SignatureError):
@@ -59,13 +67,31 @@ def eip191_message_hash(message: str | bytes) -> bytes:
     return keccak(_EIP191_PREFIX + str(len(data)).encode("ascii") + data)
 
 
-def parse_signature(signature: str) -> tuple[int, int, int]:
-    """Parse a hex signature (65-byte r||s||v or 64-byte EIP-2098 compact) into (r, s, recovery_id).
+def decode_signature(signature: object) -> bytes:
+    """The bytes of a hex signature of any length up to MAX_SIGNATURE_BYTES ("0x" prefix optional; "0x" is empty).
 
-    High-s signatures are accepted on purpose: ecrecover and EIP-1271 contracts built on it accept
-    them, and rejecting them here would make us stricter than the chain we mirror. Malleability is
-    harmless for signer recovery because both forms recover the same address.
+    Nothing about the content is assumed: a contract wallet's signature is whatever its EIP-1271 validator
+    takes, so these are the bytes that must reach it unchanged.
     """
+    if not isinstance(signature, str):
+        raise MalformedSignature("signature must be a hex string")
+    prefixed = signature[:2] in ("0x", "0X")
+    body = signature[2:] if prefixed else signature
+    if not body and not prefixed:
+        raise MalformedSignature("signature is empty (an empty contract-wallet signature is written 0x)")
+    # Length checks before the regex bound the work done on hostile input.
+    if len(body) > 2 * MAX_SIGNATURE_BYTES:
+        raise MalformedSignature(f"signature is longer than {MAX_SIGNATURE_BYTES} bytes")
+    if len(body) % 2:
+        raise MalformedSignature("signature hex has an odd length")
+    # bytes.fromhex would tolerate embedded whitespace, so check the characters explicitly.
+    if _HEX.fullmatch(body) is None:
+        raise MalformedSignature("signature is not valid hex")
+    return bytes.fromhex(body)
+
+
+def parse_signature(signature: str) -> tuple[int, int, int]:
+    """Parse a hex signature (65-byte r||s||v or 64-byte EIP-2098 compact) into (r, s, recovery_id)."""
     if not isinstance(signature, str):
         raise MalformedSignature("signature must be a hex string")
     body = signature[2:] if signature[:2] in ("0x", "0X") else signature
@@ -77,7 +103,18 @@ def parse_signature(signature: str) -> tuple[int, int, int]:
     # bytes.fromhex would tolerate embedded whitespace, so check the characters explicitly.
     if _HEX.fullmatch(body) is None:
         raise MalformedSignature("signature is not valid hex")
-    raw = bytes.fromhex(body)
+    return parse_signature_bytes(bytes.fromhex(body))
+
+
+def parse_signature_bytes(raw: bytes) -> tuple[int, int, int]:
+    """Parse 65 bytes r||s||v (v in 0, 1, 27, 28) or 64 bytes EIP-2098 compact into (r, s, recovery_id).
+
+    High-s signatures are accepted on purpose: ecrecover and EIP-1271 contracts built on it accept
+    them, and rejecting them here would make us stricter than the chain we mirror. Malleability is
+    harmless for signer recovery because both forms recover the same address.
+    """
+    if len(raw) not in (64, 65):
+        raise MalformedSignature("signature must be 65 bytes (or 64 bytes EIP-2098 compact)")
     r = int.from_bytes(raw[0:32], "big")
     if len(raw) == 65:
         s = int.from_bytes(raw[32:64], "big")
@@ -100,7 +137,10 @@ def parse_signature(signature: str) -> tuple[int, int, int]:
 
 
 def signature_to_bytes65(signature: str) -> bytes:
-    """Return the canonical 65-byte r||s||v form (v = 27/28), as EIP-1271 contracts expect."""
+    """Return the canonical 65-byte r||s||v form (v = 27/28) of an ECDSA signature.
+
+    Never for a contract wallet: EIP-1271 validators get the bytes the wallet gave, unchanged.
+    """
     r, s, recovery_id = parse_signature(signature)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((27 + recovery_id,))
 
@@ -191,14 +231,19 @@ def default_backend() -> RecoveryBackend:
         return PureBackend()
 
 
-def recover_address(message_hash: bytes, signature: str, *, backend: RecoveryBackend | None = None) -> str:
-    """Return the lowercase 0x address that produced `signature` over the 32-byte `message_hash`."""
-    r, s, recovery_id = parse_signature(signature)
+def recover_address(message_hash: bytes, signature: str | bytes, *, backend: RecoveryBackend | None = None) -> str:
+    """Return the lowercase 0x address that produced `signature` (hex or raw bytes) over the 32-byte hash."""
+    if isinstance(signature, bytes | bytearray):
+        r, s, recovery_id = parse_signature_bytes(bytes(signature))
+    else:
+        r, s, recovery_id = parse_signature(signature)
     chosen = backend if backend is not None else default_backend()
     public_key = chosen.recover_public_key(message_hash, r, s, recovery_id)
     return "0x" + keccak(public_key)[-20:].hex()
 
 
 def recover_personal_sign(message: str, signature: str, *, backend: RecoveryBackend | None = None) -> str:
-    """Return the lowercase 0x address that personal_sign-ed `message` (EIP-191) with `signature`."""
+    """Return the lowercase 0x address that personal_sign-ed `message` (EIP-191) with hex `signature`."""
+    if not isinstance(signature, str):
+        raise MalformedSignature("signature must be a hex string")
     return recover_address(eip191_message_hash(message), signature, backend=backend)
