@@ -75,6 +75,8 @@ class Seeds:
 
     api_key: str
     challenge_ids: list[str] = field(default_factory=list)
+    # Past intent lock: what the public proof answers 200 for (its own pool, so any schema reaches it).
+    public_ids: list[str] = field(default_factory=list)
     webhook_ids: list[str] = field(default_factory=list)
     bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -114,6 +116,7 @@ def seed(url: str, token: str) -> Seeds:
         confirmed = http.post(f"/challenges/{solo_done}/confirm", headers={"authorization": f"Bearer {a['api_key']}"})
         assert confirmed.json()["status"] == "COMPLETED", confirmed.text
         seeds.challenge_ids.append(solo_done)
+        seeds.public_ids.append(solo_done)
         # Challenges where A is the counterparty, so accept, stake and respond reach their logic too.
         for body in bodies[2:]:
             mirrored = {**body, "counterparty_user_id": a["user_id"]}
@@ -206,6 +209,12 @@ def fuzz(url: str, seeds: Seeds, max_examples: int = MAX_EXAMPLES) -> FuzzReport
         choices: dict[str, st.SearchStrategy[Any]] = {}
         for name, value in path_parameters.items():
             known = {"challenge_id": seeds.challenge_ids, "webhook_id": seeds.webhook_ids}.get(name)
+            if (
+                name == "challenge_id"
+                and context.operation is not None
+                and context.operation.path.startswith("/proof/")
+            ):
+                known = seeds.public_ids
             choices[name] = st.one_of(st.just(value), st.sampled_from(known)) if known else st.just(value)
         return st.fixed_dictionaries(choices)
 

@@ -18,6 +18,8 @@ ROUTES: list[Route] = [
         flag=flags.GATEKEEPER_V2,
         rate_limit="gatekeeper",
         query=(("challenge_id", "an anonymous wallet challenge to sign; without it the page makes one"),),
+        # HTML, refusals included (plain 4xx pages): documented in docs/pages.md, not in the JSON API's schema.
+        include_in_schema=False,
     ),
     Route(
         "GET",
@@ -28,6 +30,7 @@ ROUTES: list[Route] = [
         flag=flags.CHALLENGES,
         rate_limit="challenges",
         query=(("token", "the invitation token from the invitation link (wrong or missing: 404 page)"),),
+        include_in_schema=False,
     ),
     Route(
         "GET",
