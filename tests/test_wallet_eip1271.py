@@ -28,6 +28,7 @@ from tests.test_wallet_support import (
     to_compact,
     verify,
     wallet_env,  # noqa: F401 (autouse fixture)
+    with_v,
 )
 
 LOCAL = "eip155:31337"
@@ -61,10 +62,12 @@ async def test_contract_wallet_verifies_with_its_owners_signature(on_anvil, clie
     assert await owner.first("user_id") == response.json()["user_id"]
 
 
-async def test_contract_wallet_accepts_a_compact_signature(on_anvil, client, contract_wallet):
+async def test_a_compact_signature_reaches_the_contract_unexpanded(on_anvil, client, contract_wallet):
+    """No EIP-2098 expansion on the way: ContractWallet takes only 65 bytes, so it refuses the 64 it is given."""
     challenge = await create(client, chain_id=LOCAL, wallet_address=contract_wallet)
     response = await verify(client, challenge["challenge_id"], to_compact(sign(challenge["message"], OWNER_KEY)))
-    assert response.status == 200, response.text
+    assert response.error_code == "E1006", response.text
+    assert response.json()["error"]["details"]["recovered"] == address_of(OWNER_KEY).lower()
 
 
 async def test_contract_wallet_refuses_a_strangers_signature(on_anvil, client, services, contract_wallet):
@@ -162,23 +165,36 @@ async def test_outage_propagates(httpx_mock):
             await eip1271.is_valid_signature(client, address_of(KEY_ALICE), bytes(32), bytes(65))
 
 
-async def test_contract_wallet_verified_through_the_endpoint_with_a_mocked_node(client, services, httpx_mock):
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda sig: sig, id="65-bytes"),
+        pytest.param(lambda sig: with_v(sig, int(sig[-2:], 16) - 27), id="v=0/1"),
+        pytest.param(to_compact, id="eip-2098"),
+        pytest.param(lambda sig: "0x", id="empty"),
+        pytest.param(lambda sig: sig + sig[2:] + "00", id="131-bytes"),
+    ],
+)
+async def test_contract_wallet_verified_through_the_endpoint_with_a_mocked_node(client, services, httpx_mock, variant):
     httpx_mock.add_callback(
         rpc_node(code="0x6080", call_result="0x1626ba7e" + "00" * 28), url=RPC_URL, is_reusable=True
     )
     challenge = await create(client)
+    signature = variant(sign(challenge["message"], STRANGER_KEY))
 
-    response = await verify(client, challenge["challenge_id"], sign(challenge["message"], STRANGER_KEY))
+    response = await verify(client, challenge["challenge_id"], signature)
 
     assert response.status == 200
     assert (
         await services.db.prepare("SELECT signature_type FROM wallet_challenges").first("signature_type") == "EIP1271"
     )
-    # The contract was asked about the challenge's own EIP-191 hash and the canonical 65-byte signature.
+    # The contract was asked about the challenge's own EIP-191 hash and exactly the bytes given: no v
+    # re-encoding, no compact expansion, any length.
     call = json.loads(httpx_mock.get_requests()[1].content)
     data = bytes.fromhex(call["params"][0]["data"][2:])
-    assert data[4:36] == eip191_message_hash(challenge["message"])
-    assert data[100:165] == signature_to_bytes65(sign(challenge["message"], STRANGER_KEY))
+    given = bytes.fromhex(signature[2:])
+    assert data == eip1271.encode_is_valid_signature(eip191_message_hash(challenge["message"]), given)
+    assert int.from_bytes(data[68:100], "big") == len(given)
 
 
 # --- provider ------------------------------------------------------------------------------------

@@ -205,20 +205,15 @@ async def test_wrong_recovery_id_recovers_someone_else(client, httpx_mock):
 @pytest.mark.parametrize(
     ("mangle", "reason"),
     [
-        (lambda sig: sig[:-2] + "1d", "v must be"),  # v = 29
-        (lambda sig: sig[:-2] + "02", "v must be"),
         (lambda sig: sig[:-1], "odd length"),
-        (lambda sig: sig[:-4], "65 bytes"),  # 63 bytes
-        (lambda sig: sig + "00", "65 bytes"),  # 66 bytes
         (lambda sig: "0x" + "zz" + sig[4:], "not valid hex"),
         (lambda sig: "0x" + " " + sig[3:], "not valid hex"),
-        (lambda sig: "", "65 bytes"),
-        (lambda sig: "0x", "65 bytes"),
-        (lambda sig: "0x" + "00" * 32 + sig[66:], "r is out of range"),
+        (lambda sig: "", "empty"),
+        (lambda sig: "0x" + "00" * 16_385, "longer than 16384 bytes"),
     ],
-    ids=["v29", "v2", "odd", "63-bytes", "66-bytes", "non-hex", "space", "empty", "0x-only", "r=0"],
+    ids=["odd", "non-hex", "space", "empty", "too-long"],
 )
-async def test_malformed_signatures_are_e1008(client, services, mangle, reason):
+async def test_signatures_that_are_not_hex_are_e1008_without_rpc(client, services, httpx_mock, mangle, reason):
     challenge = await create(client)
     signature = mangle(sign(challenge["message"], KEY_ALICE))
 
@@ -227,6 +222,44 @@ async def test_malformed_signatures_are_e1008(client, services, mangle, reason):
     assert response.status == 400, response.text
     assert response.error_code == "E1008"
     assert reason in response.json()["error"]["details"]["reason"]
+    assert (await challenge_row(services, challenge["challenge_id"]))["status"] == "PENDING"
+    assert httpx_mock.get_requests() == []
+
+
+async def test_the_longest_signature_accepted_reaches_the_chain(client, httpx_mock):
+    httpx_mock.add_callback(rpc_node(code="0x"), url=RPC_URL)
+    challenge = await create(client)
+    response = await verify(client, challenge["challenge_id"], "0x" + "00" * 16_384)
+    assert response.error_code == "E1008"
+    assert "not 16384" in response.json()["error"]["details"]["reason"]
+    assert rpc_methods(httpx_mock) == ["eth_getCode"]
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda sig: sig[:-2] + "1d", "v must be"),  # v = 29
+        (lambda sig: sig[:-2] + "02", "v must be"),
+        (lambda sig: sig[:-4], "not 63"),
+        (lambda sig: sig + "00", "not 66"),
+        (lambda sig: "0x", "not 0"),
+        (lambda sig: "0x" + "00" * 32 + sig[66:], "r is out of range"),
+    ],
+    ids=["v29", "v2", "63-bytes", "66-bytes", "0x-only", "r=0"],
+)
+async def test_non_ecdsa_signatures_for_a_wallet_without_code_are_e1008(client, services, httpx_mock, mangle, reason):
+    """Any of these could be a contract wallet's own format, so the chain is asked; with no code there, E1008."""
+    httpx_mock.add_callback(rpc_node(code="0x"), url=RPC_URL)
+    challenge = await create(client)
+    signature = mangle(sign(challenge["message"], KEY_ALICE))
+
+    response = await verify(client, challenge["challenge_id"], signature)
+
+    assert response.status == 400, response.text
+    assert response.error_code == "E1008"
+    assert reason in response.json()["error"]["details"]["reason"]
+    assert "no contract code" in response.json()["error"]["details"]["reason"]
+    assert rpc_methods(httpx_mock) == ["eth_getCode"]
     assert (await challenge_row(services, challenge["challenge_id"]))["status"] == "PENDING"
 
 

@@ -1,13 +1,13 @@
-"""Wallet ownership: issue one-time challenges and verify their signatures (EOA or EIP-1271), atomically."""
+"""Wallet ownership: issue one-time challenges and verify their signatures (EOA, EIP-1271, ERC-6492), atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
-from chain import eip1271
+from chain import eip1271, erc6492
 from chain.address import InvalidAddress, normalize_address, to_checksum_address
 from chain.networks import Network, UnsupportedNetwork, network_by_caip2
 from chain.rpc import JsonRpcClient, RpcError
@@ -15,9 +15,9 @@ from chain.signatures import (
     MalformedSignature,
     RecoveryBackend,
     UnrecoverableSignature,
+    decode_signature,
     eip191_message_hash,
     recover_address,
-    signature_to_bytes65,
 )
 from core.auth import issue_session
 from core.clock import format_time
@@ -26,6 +26,7 @@ from core.errors import ApiError
 from core.ids import is_uuid4, new_id, random_hex
 from db.port import Database, QueryResult, Statement
 from gatekeeper import messages, wallet_store
+from gatekeeper.siwe import SiweCheckError, SiweExpired, SiweSyntaxError
 from gatekeeper.wallet_store import ChallengeRow, LinkPlan
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "NONCE_BYTES",
     "MessageFormat",
     "RpcFactory",
+    "SignatureScheme",
     "SignatureType",
     "VerifiedWallet",
     "WalletChallenge",
@@ -53,7 +55,11 @@ _MAX_COMMIT_ATTEMPTS = 3
 
 MessageFormat = Literal["plain", "siwe"]
 SignatureType = Literal["EOA", "EIP1271"]
+# How the signature was checked; stored as its SignatureType (ERC-6492 is EIP-1271 on a counterfactual account).
+SignatureScheme = Literal["EOA", "EIP1271", "ERC6492"]
+_STORED_TYPE: dict[SignatureScheme, SignatureType] = {"EOA": "EOA", "EIP1271": "EIP1271", "ERC6492": "EIP1271"}
 RpcFactory = Callable[[Network], JsonRpcClient]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class VerifiedWallet:
     verified_at: str
     user_id: str
     signature_type: SignatureType
+    signature_scheme: SignatureScheme
     session_token: str
     session_expires_at: str
     new_user: bool
@@ -208,8 +215,14 @@ async def verify_challenge(
     rpc_factory: RpcFactory,
     backend: RecoveryBackend | None = None,
     preloaded: QueryResult | None = None,
+    message: str | None = None,
 ) -> VerifiedWallet:
     """Check `signature` over the challenge's message and, if it is the first to do so, mark it VERIFIED.
+
+    `message` is the text the wallet signed, when the caller sends it back: for a plain challenge it must be the
+    issued text; for a SIWE challenge it is parsed strictly and checked (messages.accept_siwe), so an app may have
+    built its own EIP-4361 message on the challenge's nonce. Without it the issued text is what was signed (and a
+    SIWE one is checked all the same: expiry, not-before, domain binding, nonce).
 
     The wallet goes to the caller's user when a bearer is present (re-linked from another user if need
     be: the signature is fresh proof of the key), else to the user it already belongs to, else to a
@@ -227,7 +240,9 @@ async def verify_challenge(
     row = await _load(db, cid, preloaded)
     _authorize(row, caller_user_id)
     await _ensure_pending(db, row, now)
-    signature_type = await _authenticate(env, row, signature, rpc_factory, backend)
+    signed = _signed_text(env, row, message, now)
+    scheme = await _authenticate(env, row, signed, signature, rpc_factory, backend)
+    signature_type = _STORED_TYPE[scheme]
 
     for _ in range(_MAX_COMMIT_ATTEMPTS):
         plan = _plan(row, caller_user_id)
@@ -241,6 +256,7 @@ async def verify_challenge(
                 verified_at=verified_at,
                 user_id=plan.user_id,
                 signature_type=signature_type,
+                signature_scheme=scheme,
                 session_token=token,
                 session_expires_at=session_expires_at,
                 new_user=plan.new_user,
@@ -288,42 +304,115 @@ async def _ensure_pending(db: Database, row: ChallengeRow, now: datetime) -> Non
         raise ApiError("E1004", details={"expired_at": row.expires_at})
 
 
+def _message_error(reason: str) -> ApiError:
+    return _field_error("message", reason)
+
+
+def _signed_text(env: Env, row: ChallengeRow, message: str | None, now: datetime) -> str:
+    """The text the signature must be over: the issued message, or the one sent back once it passes the checks."""
+    if row.format != "siwe":
+        if message is not None and message != row.message:
+            raise _message_error("must be the challenge's message exactly")
+        return row.message
+    text = row.message if message is None else message
+    try:
+        messages.accept_siwe(
+            text,
+            issued=row.message,
+            wallet_address=row.wallet_address,
+            chain_id=int(row.chain_id.removeprefix("eip155:")),
+            challenge_id=row.id,
+            allowed_domains=env.get("SIWE_ALLOWED_DOMAINS"),
+            now=now,
+        )
+    except SiweExpired as error:
+        raise ApiError("E1004", "The signed message has expired", {"expired_at": error.expired_at}) from None
+    except (SiweSyntaxError, SiweCheckError) as error:
+        raise _message_error(str(error)) from None
+    return text
+
+
 async def _authenticate(
     env: Env,
     row: ChallengeRow,
+    text: str,
     signature: str,
     rpc_factory: RpcFactory,
     backend: RecoveryBackend | None,
-) -> SignatureType:
+) -> SignatureScheme:
+    """Who signed: ecrecover first (no RPC for an EOA), else the contract, given the signature bytes unchanged."""
     address: str = row.wallet_address
     try:
-        # Parsed up front (recover_address parses again) so format errors are E1008 even for contracts.
-        signature65 = signature_to_bytes65(signature)
+        raw = decode_signature(signature)
     except MalformedSignature as error:
         raise ApiError("E1008", details={"reason": str(error)}) from None
     try:
-        message_hash = eip191_message_hash(row.message)
+        message_hash = eip191_message_hash(text)
     except UnicodeEncodeError:
         raise ApiError("E1005") from None
-    recovered: str | None
-    try:
-        recovered = recover_address(message_hash, signature, backend=backend)
-    except UnrecoverableSignature:
-        recovered = None
+    if erc6492.is_wrapped(raw):
+        return await _counterfactual(env, row, message_hash, raw, rpc_factory, backend)
+    recovered, malformed = _recover(message_hash, raw, backend)
     if recovered == address:
         # Plain EOAs stop here: no RPC round trip for the common case.
         return "EOA"
-    if await _contract_accepts(env, row, message_hash, signature65, rpc_factory):
+    verdict = await _on_chain(
+        env, row, rpc_factory, lambda client: eip1271.contract_verdict(client, address, message_hash, raw)
+    )
+    if verdict:
         return "EIP1271"
-    if recovered is None:
+    if recovered is not None:
+        raise ApiError("E1006", details={"expected": address, "recovered": recovered})
+    if verdict is None and malformed is not None:
+        # No contract to ask, and not an ECDSA signature: the format is wrong for this wallet.
+        raise ApiError("E1008", details={"reason": f"{malformed} (the wallet has no contract code)"})
+    if verdict is None:
         raise ApiError("E1005", "Signature invalid: no signer can be recovered from it")
-    raise ApiError("E1006", details={"expected": address, "recovered": recovered})
+    raise ApiError("E1005", "Signature invalid: the wallet contract refused it (EIP-1271)")
 
 
-async def _contract_accepts(
-    env: Env, row: ChallengeRow, message_hash: bytes, signature65: bytes, rpc_factory: RpcFactory
-) -> bool:
-    """EIP-1271 on the challenge's chain; an unreachable chain is 502, never a guess either way."""
+def _recover(
+    message_hash: bytes, raw: bytes, backend: RecoveryBackend | None
+) -> tuple[str | None, MalformedSignature | None]:
+    """(the ECDSA signer, None), or (None, why the bytes are no ECDSA signature), or (None, None) if unrecoverable."""
+    if len(raw) not in (64, 65):
+        return None, MalformedSignature(f"signature must be 65 bytes (or 64 bytes EIP-2098 compact), not {len(raw)}")
+    try:
+        return recover_address(message_hash, raw, backend=backend), None
+    except MalformedSignature as error:
+        return None, error
+    except UnrecoverableSignature:
+        return None, None
+
+
+async def _counterfactual(
+    env: Env,
+    row: ChallengeRow,
+    message_hash: bytes,
+    raw: bytes,
+    rpc_factory: RpcFactory,
+    backend: RecoveryBackend | None,
+) -> SignatureScheme:
+    """ERC-6492: the deployless validator in one eth_call decides; the inner signer is named on a refusal."""
+    try:
+        inner = erc6492.unwrap(raw).signature
+    except MalformedSignature as error:
+        raise ApiError("E1008", details={"reason": str(error)}) from None
+    address: str = row.wallet_address
+    if await _on_chain(
+        env, row, rpc_factory, lambda client: erc6492.is_valid_signature(client, address, message_hash, raw)
+    ):
+        return "ERC6492"
+    recovered, _ = _recover(message_hash, inner, backend)
+    if recovered is not None:
+        raise ApiError("E1006", details={"expected": address, "recovered": recovered})
+    raise ApiError("E1005", "Signature invalid: the counterfactual wallet refused it (ERC-6492)")
+
+
+async def _on_chain(
+    env: Env, row: ChallengeRow, rpc_factory: RpcFactory, ask: Callable[[JsonRpcClient], Awaitable[T]]
+) -> T:
+    """Ask the challenge's chain; an unreachable chain is 502, never a guess either way."""
     try:
         network = network_by_caip2(row.chain_id, env)
         client = rpc_factory(network)
@@ -332,7 +421,7 @@ async def _contract_accepts(
         # EOA's bad signature from a contract wallet's good one.
         raise ApiError("E2004", "No RPC endpoint is configured for this chain", {"chain_id": row.chain_id}) from None
     try:
-        return await eip1271.is_valid_signature(client, row.wallet_address, message_hash, signature65)
+        return await ask(client)
     except RpcError:
         raise ApiError("E2004", details={"chain_id": row.chain_id}) from None
 

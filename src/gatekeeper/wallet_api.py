@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from chain.networks import Network
 from chain.provider import build_rpc_client
 from chain.rpc import JsonRpcClient
+from chain.signatures import MAX_SIGNATURE_BYTES
 from core.auth import PRELOAD, Caller
 from core.config import Env
 from core.context import RequestContext
@@ -19,6 +20,7 @@ from core.http import Request, Response
 from core.schemas import OutModel, StrictModel
 from db.port import Database, Statement
 from gatekeeper import wallet
+from gatekeeper.siwe import MAX_MESSAGE_LENGTH
 
 FLAG = GATEKEEPER_V2
 
@@ -54,7 +56,25 @@ class WalletVerify(StrictModel):
     user it already belongs to, else to a new user. Either way the response carries a session for that user."""
 
     challenge_id: str = Field(description="From the challenge response; an id that is not a UUIDv4 is 404 E1003")
-    signature: str = Field(description="0x hex: 65 bytes r||s||v (v in 0, 1, 27, 28) or 64 bytes EIP-2098")
+    signature: str = Field(
+        description=(
+            "0x hex of the personal_sign (EIP-191) signature. A wallet without code: 65 bytes r||s||v (v in 0, 1, "
+            "27, 28) or 64 bytes EIP-2098. A contract wallet: whatever its isValidSignature (EIP-1271) takes, passed "
+            "unchanged (a Safe's concatenated owner signatures, 0x for an on-chain approved message, ...); a "
+            "counterfactual account: an ERC-6492 wrapped signature. At most "
+            f"{MAX_SIGNATURE_BYTES} bytes, else 400 E1008"
+        )
+    )
+    # Never stripped: the signature is over the exact text, line breaks and spaces included.
+    message: Annotated[str, StringConstraints(strip_whitespace=False)] | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_LENGTH,
+        description=(
+            "Optional: the text the wallet signed. For a plain challenge, the challenge's message exactly; for a "
+            "siwe challenge, an EIP-4361 message that parses strictly and is bound to the challenge (its domain, "
+            "nonce, address, chain id and request id; not expired, not before its Not Before)"
+        ),
+    )
 
 
 class WalletVerified(OutModel):
@@ -128,6 +148,7 @@ async def verify(request: Request, ctx: RequestContext) -> Response:
         signature=body.signature,
         caller_user_id=_caller_user_id(ctx),
         rpc_factory=rpc_factory,
+        message=body.message,
         preloaded=ctx.principal.preloaded[0] if ctx.principal is not None and ctx.principal.preloaded else None,
     )
     # Never the session token: logs are not a place for bearer credentials.
@@ -138,6 +159,7 @@ async def verify(request: Request, ctx: RequestContext) -> Response:
         wallet_address=result.wallet_address,
         user_id=result.user_id,
         signature_type=result.signature_type,
+        signature_scheme=result.signature_scheme,
         new_user=result.new_user,
     )
     if result.relinked_from_user_id is not None:

@@ -26,6 +26,8 @@ class ChallengeRow:
     status: str
     expires_at: str
     owner_user_id: str | None
+    format: str  # "plain" or "siwe"
+    nonce: str
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def challenge_statement(db: Database, challenge_id: str) -> Statement:
     """The challenge and the wallet's current owner in one statement (it can ride in the auth batch)."""
     return db.prepare(
         "SELECT c.id, c.wallet_address, c.chain_id, c.requested_by, c.message, c.status, c.expires_at, "
-        "w.user_id AS owner_user_id FROM wallet_challenges AS c "
+        "c.format, c.nonce, w.user_id AS owner_user_id FROM wallet_challenges AS c "
         "LEFT JOIN wallets AS w ON w.address = c.wallet_address WHERE c.id = ?"
     ).bind(challenge_id)
 
@@ -82,6 +84,8 @@ def challenge_from(result: QueryResult) -> ChallengeRow | None:
         status=row["status"],
         expires_at=row["expires_at"],
         owner_user_id=row["owner_user_id"],
+        format=row["format"],
+        nonce=row["nonce"],
     )
 
 
