@@ -6,6 +6,8 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chain.batchlimits import BatchLimits
+
 __all__ = ["DEFAULT_COOLDOWN_SECONDS", "DEFAULT_FAILURE_THRESHOLD", "BreakerState", "EndpointHealth"]
 
 # Three failures in a row (timeouts, 5xx, drops, malformed answers, lost hedges) open an endpoint's breaker.
@@ -32,7 +34,8 @@ class EndpointHealth:
     """Remembers, per endpoint key (its URL, held only in memory), how its recent requests went.
 
     All methods take the time (`now`, seconds) from the caller, so a test drives the breaker with its own
-    clock. Nothing here does I/O or reads a clock: one instance lives as long as its isolate.
+    clock. Nothing here does I/O or reads a clock: one instance lives as long as its isolate, and so does
+    `batch_limits`, what the endpoints said about the size of the batches they take.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class EndpointHealth:
         self._threshold = failure_threshold
         self._cooldown = float(cooldown)
         self._breakers: dict[str, _Breaker] = {}
+        self.batch_limits = BatchLimits()
 
     def state(self, endpoint: str, now: float) -> BreakerState:
         breaker = self._breakers.get(endpoint)

@@ -12,6 +12,10 @@ sent to A. Per endpoint, with the isolate's memory (chain.blockcache.BlockCache)
 The batch starts with ``eth_blockNumber`` so the head stays fresh for the next read. An answer saying the
 endpoint lacks the block (a remembered head it no longer or not yet has) re-reads its head once; a fresh
 head it cannot read at moves on to the next endpoint, as any other failure does.
+
+An endpoint that takes fewer calls per batch (it refused one as too large; the isolate remembers its limit,
+chain.batchlimits) gets the batch in parts, one after another on that same endpoint, each naming the same
+block: more requests, the same answer, in the caller's order. The counts above hold for every other endpoint.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ async def read_pinned(
     on_wrong_chain: WrongChainHook | None = None,
 ) -> PinnedAnswer:
     """`build(block)` gives the calls, every one naming `block`; they run as one batch on one endpoint.
+
+    One batch, or its parts on that same endpoint when it limits batch size (JsonRpcClient splits it there).
 
     Failover, health order, hedging and retries are the client's (JsonRpcClient.each_endpoint). A
     deterministic error (a revert) raises RpcCallError with `index` into `build`'s calls.

@@ -1,13 +1,13 @@
-"""An Ethereum JSON-RPC client over async httpx: timeouts, retries, health-ordered failover, hedging, strict checks."""
+"""An Ethereum JSON-RPC client over async httpx: timeouts, retries, health-ordered failover, hedging, batch limits."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import itertools
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
+from chain.batchlimits import BatchLimits
 from chain.health import EndpointHealth
 from chain.hexutil import MalformedValue, parse_data, parse_quantity, to_data, to_quantity
 from chain.networks import endpoint_host
@@ -55,6 +56,17 @@ _BLOCK_UNAVAILABLE = (
     "missing trie node",
     "no state available",
 )
+# What nodes and providers say when a batch carries more calls (or a bigger answer) than they take, as one
+# error for the whole batch (a lone object, or the first call's answer) or on the calls they did not run:
+# geth "batch too large" (-32600) and "response too large" (-32003); erigon "batch limit 100 exceeded: 142
+# requests given" (-32000); besu "Number of requests exceeds max batch size" (-32005); nethermind "Batch size
+# limit exceeded"; jsonrpsee (reth) "The batch request was too large" (-32010) with "Exceeded max limit of N",
+# and "The batch response was too large" (-32011); NodeReal "batch size exceed limit 500" (-32005). Some say
+# it with HTTP 413. Matched by their words, never by the code alone: -32005 is also every rate limit.
+_BATCH_LIMIT_WORDS = ("too large", "too big", "limit", "exceed", "too many", "max")
+_RESPONSE_TOO_LARGE = ("response too large", "response size limit")
+# The size the refusal names, when it names one ("limit 100", "max limit of 10", "(max 50)").
+_LIMIT_HINT_RE = re.compile(r"(?:limit|max)\D{0,20}?(\d{1,6})")
 
 T = TypeVar("T")
 _NOTHING = object()
@@ -128,14 +140,19 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # transient: try the other endpoints, then this one again after a backoff
     NEXT_ENDPOINT = "next"  # this endpoint cannot serve the request: not again within this request
     BLOCK_UNAVAILABLE = "block"  # the endpoint lacks the block a read named: re-read its head, or as RETRY
+    BATCH_TOO_LARGE = "batch"  # more calls than the endpoint takes in one batch: split it, on the same endpoint
 
 
 class AttemptFailed(Exception):
-    """One attempt on one endpoint failed; `reason` is safe to log (never a URL)."""
+    """One attempt on one endpoint failed; `reason` is safe to log (never a URL).
 
-    def __init__(self, outcome: Outcome, reason: str) -> None:
+    `limit` is, for BATCH_TOO_LARGE, the batch size the endpoint named as its limit, if it named one.
+    """
+
+    def __init__(self, outcome: Outcome, reason: str, *, limit: int | None = None) -> None:
         self.outcome = outcome
         self.reason = reason
+        self.limit = limit
         super().__init__(reason)
 
 
@@ -184,6 +201,40 @@ def _classify(code: int, message: str, data: str | None = None) -> str:
     return _DETERMINISTIC
 
 
+def _too_large(code: int, message: str, data: str | None) -> bool:
+    """Whether an error says the batch was bigger than the endpoint takes (see _BATCH_LIMIT_WORDS)."""
+    text = f"{message} {data or ''}".lower()
+    if code == 3 or any(marker in text for marker in _EVM_FAILURES):
+        return False  # a contract's own revert reason may well say "batch size too large"
+    if "batch" in text:
+        return any(word in text for word in _BATCH_LIMIT_WORDS)
+    return any(marker in text for marker in _RESPONSE_TOO_LARGE)
+
+
+def _refusal(item: Any) -> AttemptFailed | None:
+    """A BATCH_TOO_LARGE failure when `item` (one answer object of a batch) is a batch-limit error."""
+    error = item.get("error") if isinstance(item, dict) else None
+    if not isinstance(error, dict) or not _is_int(error.get("code")):
+        return None
+    code, message, data = _error_fields(error)
+    if not _too_large(code, message, data):
+        return None
+    hint = _LIMIT_HINT_RE.search(f"{message} {data or ''}".lower())
+    return AttemptFailed(
+        Outcome.BATCH_TOO_LARGE, f"rpc error {code}: batch too large", limit=int(hint.group(1)) if hint else None
+    )
+
+
+def _parts(calls: list[RpcCall], size: int) -> list[tuple[int, list[RpcCall]]]:
+    """`calls` cut into the fewest parts of at most `size` calls, as even as can be, larger first: (start, part).
+
+    Larger first: a part that is refused again teaches the endpoint's limit before the smaller ones go out.
+    """
+    count = math.ceil(len(calls) / size)
+    bounds = [-(-len(calls) * number // count) for number in range(count + 1)]
+    return [(start, calls[start:end]) for start, end in itertools.pairwise(bounds)]
+
+
 def _is_int(value: Any) -> bool:
     # bool is an int subclass, but JSON true is never a valid id or error code.
     return isinstance(value, int) and not isinstance(value, bool)
@@ -226,8 +277,8 @@ class Endpoint:
         return results[0]
 
     async def batch(self, calls: Sequence[RpcCall]) -> list[Any]:
-        """One batch request on this endpoint; results in the order of `calls`."""
-        return await self._client._attempt(self, list(calls), batch=True)
+        """One batch on this endpoint (in parts if it takes fewer calls per batch); results in the order of `calls`."""
+        return await self._client._batch_attempt(self, list(calls))
 
 
 def _consume(task: asyncio.Future[Any]) -> None:
@@ -243,7 +294,8 @@ class JsonRpcClient:
     moves on to the next one at once, and with `hedge_delay` an attempt that has not answered after that many
     seconds gets the same request sent to the next healthy endpoint, the first good answer wins and the other
     attempt is cancelled. When every endpoint failed, the next round starts after a backoff; `retries` rounds
-    follow the first. `health` (one per isolate) remembers outcomes between requests, timed by `clock`.
+    follow the first. `health` (one per isolate) remembers outcomes between requests, timed by `clock`, and
+    `batch_limits` (by default the health's) the batch sizes endpoints refused, so later batches go out split.
     """
 
     def __init__(
@@ -259,6 +311,7 @@ class JsonRpcClient:
         health: EndpointHealth | None = None,
         hedge_delay: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        batch_limits: BatchLimits | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("JsonRpcClient needs at least one endpoint")
@@ -277,6 +330,10 @@ class JsonRpcClient:
         self._health = health
         self._hedge_delay = hedge_delay
         self._clock = clock
+        if batch_limits is None:
+            # Without an isolate's health the limits live as long as this client (one request).
+            batch_limits = health.batch_limits if health is not None else BatchLimits()
+        self._batch_limits = batch_limits
         self._ids = itertools.count(1)
         self._last_host: str | None = None
 
@@ -297,12 +354,15 @@ class JsonRpcClient:
         return results[0]
 
     async def batch(self, calls: Sequence[RpcCall]) -> list[Any]:
-        """Several calls in one HTTP request per attempt; results in the order of `calls`."""
+        """Several calls in one HTTP request per attempt (in parts on an endpoint that takes fewer per batch).
+
+        Results in the order of `calls`, every one from the same endpoint.
+        """
         if not calls:
             return []
         listed = list(calls)
         method = listed[0].method if len(listed) == 1 else f"batch[{len(listed)}]"
-        return await self.each_endpoint(lambda endpoint: self._attempt(endpoint, listed, batch=True), method=method)
+        return await self.each_endpoint(lambda endpoint: self._batch_attempt(endpoint, listed), method=method)
 
     async def block_number(self) -> int:
         """eth_blockNumber."""
@@ -463,6 +523,52 @@ class JsonRpcClient:
         # Up to 10% jitter so concurrent requests hitting the same outage don't retry in lockstep.
         return min(self._backoff_max, delay * (1 + 0.1 * random.random()))
 
+    async def _batch_attempt(self, endpoint: Endpoint, calls: list[RpcCall]) -> list[Any]:
+        """`calls` on `endpoint` as one batch, or in parts when it takes fewer calls per batch; results in order.
+
+        An endpoint that refuses the batch as too large (BATCH_TOO_LARGE) gets it again in halves (or in parts
+        of the size it named), recursively, one part after another on this same endpoint: every call still
+        reads what its params name (the block a caller pinned), from one provider. The size is remembered for
+        the isolate (`batch_limits`), so this endpoint's later batches are split before they are sent. A part
+        of one call goes as a plain request, which every endpoint takes.
+        """
+        limit = self._batch_limits.limit(endpoint.url)
+        if limit is not None and (len(calls) > limit or len(calls) == 1):
+            return await self._in_parts(endpoint, calls, limit)
+        try:
+            return await self._attempt(endpoint, calls, batch=True)
+        except AttemptFailed as failed:
+            if failed.outcome is not Outcome.BATCH_TOO_LARGE:
+                raise
+            named = failed.limit
+        size = named if named is not None and 1 <= named < len(calls) else math.ceil(len(calls) / 2)
+        size = self._batch_limits.lower(endpoint.url, size)
+        logger.info("rpc batch of %d too large for %s: resent in parts of at most %d", len(calls), endpoint.host, size)
+        return await self._in_parts(endpoint, calls, size)
+
+    async def _in_parts(self, endpoint: Endpoint, calls: list[RpcCall], size: int) -> list[Any]:
+        results: list[Any] = []
+        refused: RpcCallError | None = None
+        for start, part in _parts(calls, size):
+            try:
+                if len(part) == 1:
+                    results.extend(await self._attempt(endpoint, part, batch=False))
+                else:
+                    results.extend(await self._batch_attempt(endpoint, part))
+            except RpcCallError as error:
+                # Its index is into the part; the caller's is into `calls`.
+                refused = RpcCallError(
+                    error.code,
+                    error.message,
+                    data=error.data,
+                    index=start + (error.index or 0),
+                    method=error.method,
+                    host=error.host,
+                )
+            if refused is not None:
+                raise refused
+        return results
+
     async def _attempt(self, endpoint: Endpoint, calls: list[RpcCall], *, batch: bool) -> list[Any]:
         host = endpoint.host
         ids = [next(self._ids) for _ in calls]
@@ -475,6 +581,9 @@ class JsonRpcClient:
         response = await self._post(endpoint.url, body)
         endpoint.answers += 1
         status = response.status_code
+        if status == 413 and batch:
+            # Payload too large: a smaller batch may well pass.
+            raise AttemptFailed(Outcome.BATCH_TOO_LARGE, "http 413")
         if status in (408, 429) or status >= 500:
             raise AttemptFailed(Outcome.RETRY, f"http {status}")
         try:
@@ -485,10 +594,13 @@ class JsonRpcClient:
             reason = "malformed response: not json" if outcome is Outcome.RETRY else f"http {status}"
             raise AttemptFailed(outcome, reason) from None
         if not 200 <= status < 300:
-            # Some providers send a deterministic JSON-RPC error (revert, invalid params) with a 4xx
-            # status; honour it, and treat anything else as this endpoint refusing us.
-            with contextlib.suppress(AttemptFailed):
+            # Some providers send a deterministic JSON-RPC error (revert, invalid params) or a batch limit
+            # with a 4xx status; honour those, and treat anything else as this endpoint refusing us.
+            try:
                 self._check(answer, ids, calls, batch=batch, host=host)
+            except AttemptFailed as failed:
+                if failed.outcome is Outcome.BATCH_TOO_LARGE:
+                    raise
             raise AttemptFailed(Outcome.NEXT_ENDPOINT, f"http {status}")
         return self._check(answer, ids, calls, batch=batch, host=host)
 
@@ -521,8 +633,8 @@ class JsonRpcClient:
         """Validate the answer's shape and ids, then return decoded results in request order."""
         if batch:
             if isinstance(answer, dict):
-                # A node that refuses batches (or is rate limiting) answers one error object.
-                _raise_endpoint_error(answer)
+                # A node that refuses batches, or this one as too large, or is rate limiting: one error object.
+                _raise_endpoint_error(answer, batch=True)
             if not isinstance(answer, list):
                 raise AttemptFailed(Outcome.RETRY, "malformed response: expected a json array")
             items = answer
@@ -535,12 +647,19 @@ class JsonRpcClient:
             id_ = item.get("id")
             if id_ is None and "error" in item:
                 # An error the node could not tie to one request concerns the whole request.
-                _raise_endpoint_error(item)
+                _raise_endpoint_error(item, batch=batch)
             if not _is_int(id_) or id_ not in ids:
                 raise AttemptFailed(Outcome.RETRY, "malformed response: wrong id")
             if id_ in by_id:
                 raise AttemptFailed(Outcome.RETRY, "malformed response: duplicate id")
             by_id[id_] = item
+        if batch:
+            # geth answers a batch over its limit with one error on the first call's id, and the calls past its
+            # response size limit with errors: a smaller batch is the cure, not the same one again.
+            for item in by_id.values():
+                refusal = _refusal(item)
+                if refusal is not None:
+                    raise refusal
         if len(by_id) != len(ids):
             raise AttemptFailed(Outcome.RETRY, "malformed response: batch missing an answer")
 
@@ -588,10 +707,13 @@ def _error_fields(error: Any) -> tuple[int, str, str | None]:
     return error["code"], message if isinstance(message, str) else "", data if isinstance(data, str) else None
 
 
-def _raise_endpoint_error(item: dict[str, Any]) -> None:
+def _raise_endpoint_error(item: dict[str, Any], *, batch: bool) -> None:
     """Turn a request-level error object (id null, or a lone object for a batch) into a failure."""
     if item.get("jsonrpc") != "2.0" or "error" not in item:
         raise AttemptFailed(Outcome.RETRY, "malformed response: not a json-rpc 2.0 object")
+    refusal = _refusal(item) if batch else None
+    if refusal is not None:
+        raise refusal
     code, message, data = _error_fields(item["error"])
     kind = _classify(code, message, data)
     if kind == _BLOCK:
