@@ -2,8 +2,9 @@
 
 Each request is forwarded to the upstream node, or instead (chosen per request from a seeded random and
 the current FaultMix) dropped, answered HTTP 500, stalled then dropped, answered with a JSON-RPC error,
-given another chain's id, or given wrong response ids. It counts what it did, so a test can assert how many
-requests reached it and a bench can report the faults it injected.
+given another chain's id, or given wrong response ids. With `batch_limit`, every batch of more calls than
+that is refused as a provider over its limit does (counted as "batch_too_large"). It counts what it did, so a
+test can assert how many requests reached it and a bench can report the faults it injected.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from typing import Any
 
 import httpx
 
-__all__ = ["FaultMix", "FaultProxy"]
+__all__ = ["BATCH_REFUSALS", "FaultMix", "FaultProxy"]
 
 FAULTS = ("drop", "http_500", "stall", "rpc_error", "wrong_chain", "wrong_id")
+# How a batch over the limit is refused: one error object with a null id (erigon, besu, nethermind, jsonrpsee
+# and the issue's example), or geth's one-item array carrying the error on the first call's id.
+BATCH_REFUSALS = ("lone", "geth")
+_TOO_LARGE = {"code": -32600, "message": "batch too large"}
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,28 @@ class FaultMix:
 
 
 class FaultProxy:
-    """`with FaultProxy(upstream, FaultMix(drop=0.5), seed=1) as proxy:` ... `proxy.url`, `proxy.counts`."""
+    """`with FaultProxy(upstream, FaultMix(drop=0.5), seed=1) as proxy:` ... `proxy.url`, `proxy.counts`.
 
-    def __init__(self, upstream: str, mix: FaultMix | None = None, *, seed: int = 0) -> None:
+    `batch_limit=N` refuses every batch of more than N calls (`batch_refusal`: one of BATCH_REFUSALS);
+    `batch_sizes` lists the number of calls of each batch received, in order.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        mix: FaultMix | None = None,
+        *,
+        seed: int = 0,
+        batch_limit: int | None = None,
+        batch_refusal: str = "lone",
+    ) -> None:
+        if batch_refusal not in BATCH_REFUSALS:
+            raise ValueError(f"batch_refusal must be one of {BATCH_REFUSALS}")
         self.upstream = upstream
         self.mix = mix or FaultMix()
+        self.batch_limit = batch_limit
+        self.batch_refusal = batch_refusal
+        self.batch_sizes: list[int] = []
         self.counts: Counter[str] = Counter()
         self.methods: Counter[str] = Counter()
         self._random = random.Random(seed)
@@ -89,6 +111,7 @@ class FaultProxy:
         with self._lock:
             self.counts.clear()
             self.methods.clear()
+            self.batch_sizes.clear()
 
     def __enter__(self) -> FaultProxy:
         self._thread.start()
@@ -107,6 +130,12 @@ class FaultProxy:
             for call in payload if isinstance(payload, list) else [payload]:
                 if isinstance(call, dict):
                     self.methods[str(call.get("method"))] += 1
+            if isinstance(payload, list):
+                self.batch_sizes.append(len(payload))
+                if self.batch_limit is not None and len(payload) > self.batch_limit:
+                    # Deterministic, before the draw: a seeded fault sequence stays the same with or without it.
+                    self.counts["batch_too_large"] += 1
+                    return "batch_too_large"
             draw = self._random.random()
             chosen = "forward"
             for name in FAULTS:
@@ -130,6 +159,13 @@ class FaultProxy:
         except ValueError:
             payload = None
         fault = self._choose(payload)
+        if fault == "batch_too_large":
+            calls = [call for call in _as_list(payload) if isinstance(call, dict)]
+            if self.batch_refusal == "geth" and calls:
+                _send_json(handler, [{"jsonrpc": "2.0", "id": calls[0].get("id"), "error": _TOO_LARGE}])
+            else:
+                _send_json(handler, {"jsonrpc": "2.0", "id": None, "error": _TOO_LARGE})
+            return
         if fault == "stall":
             self._stopping.wait(self.mix.stall_seconds)
             fault = "drop"
