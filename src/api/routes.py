@@ -101,7 +101,7 @@ ROUTES: list[Route] = [
         "POST",
         "/gatekeeper/v2/wallet/verify",
         wallet_api.verify,
-        "Verify a signed challenge (EIP-191 or EIP-1271) and get a session token",
+        "Verify a signed challenge (EIP-191, EIP-1271 or ERC-6492) and get a session token",
         "wallet",
         flag=wallet_api.FLAG,
         auth="optional",
