@@ -186,6 +186,20 @@ def test_bearer_token_parsing(header: str, token: str | None) -> None:
     assert bearer_token(header) == token
 
 
+def test_principals_and_callers_are_frozen_values_that_ignore_preloaded_results() -> None:
+    loaded = Principal("api_key", "u1", preloaded=(QueryResult(results=[{"secret": "row"}]),))
+    assert loaded == Principal("api_key", "u1")
+    assert hash(loaded) == hash(Principal("api_key", "u1"))
+    assert "preloaded" not in repr(loaded) and "row" not in repr(loaded)
+    assert repr(Principal("admin")) == "Principal(kind='admin', user_id=None, wallet_address=None, issued_at=None)"
+    with pytest.raises(AttributeError):
+        loaded.user_id = "u2"  # type: ignore[misc]
+    caller = Caller("?", ("u1",))
+    assert {caller, Caller.user("u1")} == {caller}
+    with pytest.raises(AttributeError):
+        caller.sql = "x"  # type: ignore[misc]
+
+
 def test_caller_for_a_known_user_is_a_bound_parameter() -> None:
     assert Caller.user("u1") == Caller("?", ("u1",))
 

@@ -68,7 +68,8 @@ async def test_no_bearer_token_is_401_with_the_scheme_hint(services, header):
 
 
 async def test_non_ascii_tokens_are_401_not_500(services):
-    for token in ("thk_ü", ADMIN_TOKEN + "é", "ths_✓.x"):
+    # "ths_abc.✓": a non-ASCII MAC would make the constant-time comparison raise TypeError.
+    for token in ("thk_ü", ADMIN_TOKEN + "é", "ths_✓.x", "ths_abc.✓", "ü"):
         assert (await _refused(services, f"Bearer {token}")).message == "Invalid or expired credentials"
 
 
@@ -174,11 +175,15 @@ def test_wallet_moved_rules() -> None:
     session = Principal("session", "u1", WALLET, issued)
     assert not _wallet_moved(SessionState(None, None), session)
     assert not _wallet_moved(SessionState(None, "2030-01-01T00:00:00.000Z"), session)
+    # Any other owner, whether its id sorts before or after the session's user.
     assert _wallet_moved(SessionState("u2", None), session)
+    assert _wallet_moved(SessionState("u0", None), session)
+    assert _wallet_moved(SessionState("", None), session)
     assert _wallet_moved(SessionState("u2", "2020-01-01T00:00:00.000Z"), session)
     assert not _wallet_moved(SessionState("u1", None), session)
     assert not _wallet_moved(SessionState("u1", ""), session)
     assert not _wallet_moved(SessionState("u1", "2026-11-24T12:00:00.000Z"), session)
     assert _wallet_moved(SessionState("u1", "2026-11-24T12:00:01.000Z"), session)
-    # A principal without issued_at counts as issued at 0: any link after the epoch revokes it.
+    # A principal without issued_at counts as issued at 0: any link after the epoch revokes it, one at it doesn't.
     assert _wallet_moved(SessionState("u1", "1970-01-01T00:00:01.000Z"), Principal("session", "u1", WALLET))
+    assert not _wallet_moved(SessionState("u1", "1970-01-01T00:00:00.000Z"), Principal("session", "u1", WALLET))

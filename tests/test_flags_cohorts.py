@@ -100,6 +100,12 @@ def test_one_percent_and_ninety_nine_percent_rollouts_pick_exactly_these_callers
     assert [s for s in SUBJECTS if flags.is_enabled("FF_Y", "1%", s)] != one
 
 
+def test_the_default_subject_is_the_empty_string() -> None:
+    # bucket("FF_X", "") is 89.49 (KNOWN_BUCKETS): callers with no id share that position.
+    assert not flags.is_enabled("FF_X", "89.49%")
+    assert flags.is_enabled("FF_X", "89.5%")
+
+
 def test_zero_and_full_rollouts_ignore_buckets() -> None:
     assert not flags.is_enabled("FF_X", "0%", LOWEST)
     assert not flags.is_enabled("FF_X", "0.0%", LOWEST)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from challenges import settlement
@@ -52,12 +54,12 @@ def test_split_basis_points_are_the_spec_shares() -> None:
 
 @pytest.mark.parametrize("bond", [-1, -10_000, -BIG])
 def test_a_negative_bond_is_refused(bond: int) -> None:
-    with pytest.raises(ValueError, match="cannot be negative"):
+    with pytest.raises(ValueError, match=r"^a stake cannot be negative$"):
         split_slash(bond)
 
 
 def test_a_negative_bond_is_refused_when_slashed_too() -> None:
-    with pytest.raises(ValueError, match="cannot be negative"):
+    with pytest.raises(ValueError, match=r"^a stake cannot be negative$"):
         settle([_stake("s1", COUNTERPARTY, -5)], "CREATOR_WIN", CREATOR, COUNTERPARTY)
 
 
@@ -134,7 +136,7 @@ def test_a_counterparty_win_without_a_counterparty_refunds() -> None:
     ]
 
 
-@pytest.mark.parametrize("status", ["RELEASED", "SLASHED", "REFUNDED", "PENDING", "held"])
+@pytest.mark.parametrize("status", ["RELEASED", "SLASHED", "REFUNDED", "PENDING", "ESCROW", "AHELD", "held", ""])
 def test_only_held_stakes_move(status: str) -> None:
     stakes = [_stake("done", COUNTERPARTY, 10_000, status), _stake("held", COUNTERPARTY, 10, "HELD")]
     ends = settle(stakes, "CREATOR_WIN", CREATOR, COUNTERPARTY)
@@ -150,3 +152,14 @@ def test_refund_all_refunds_both_parties_whatever_they_hold() -> None:
         StakeEnd("c", "REFUNDED", (Entry("c", "REFUND", "user:creator-1", 0),)),
     ]
     assert refund_all([]) == []
+
+
+def test_ledger_records_are_frozen_values() -> None:
+    entry = Entry("s", "REFUND", "user:u", 1)
+    end = StakeEnd("s", "REFUNDED", (entry,))
+    assert {entry, Entry("s", "REFUND", "user:u", 1)} == {entry}
+    assert len({end, StakeEnd("s", "REFUNDED", (entry,))}) == 1
+    with pytest.raises(FrozenInstanceError):
+        entry.amount = 2  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        end.status = "SLASHED"  # type: ignore[misc]

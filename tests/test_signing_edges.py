@@ -37,9 +37,9 @@ def test_the_specification_vector() -> None:
      "whsec", "whse_QUJD", "whsecQUJD", "", "QUJD"],
 )  # fmt: skip
 def test_a_secret_without_the_whsec_prefix_is_refused(secret: str) -> None:
-    with pytest.raises(ValueError, match="must start with whsec_"):
+    with pytest.raises(ValueError, match=r"^webhook secret must start with whsec_$"):
         signing.secret_key(secret)
-    with pytest.raises(ValueError, match="must start with whsec_"):
+    with pytest.raises(ValueError, match=r"^webhook secret must start with whsec_$"):
         signing.sign(secret, "msg", 1, b"{}")
 
 
@@ -49,12 +49,12 @@ def test_a_secret_without_the_whsec_prefix_is_refused(secret: str) -> None:
     ["QU!JD", "QUJD\n", "QU JD", "QUJD-_", "QU_JD", "Q\tUJD", "====", "QUJ", "Q"],
 )
 def test_invalid_base64_is_refused_even_when_it_decodes_loosely(encoded: str) -> None:
-    with pytest.raises(ValueError, match="not valid base64"):
+    with pytest.raises(ValueError, match=r"^webhook secret is not valid base64$"):
         signing.secret_key("whsec_" + encoded)
 
 
 def test_an_empty_key_is_refused() -> None:
-    with pytest.raises(ValueError, match="is empty"):
+    with pytest.raises(ValueError, match=r"^webhook secret is empty$"):
         signing.secret_key("whsec_")
 
 
@@ -63,7 +63,7 @@ def test_valid_standard_base64_keys_decode() -> None:
     assert signing.secret_key("whsec_QUI=") == b"AB"
     assert signing.secret_key("whsec_+/8=") == b"\xfb\xff"
     # The prefix is taken off once: a second one is part of the (here invalid) base64.
-    with pytest.raises(ValueError, match="not valid base64"):
+    with pytest.raises(ValueError, match=r"^webhook secret is not valid base64$"):
         signing.secret_key("whsec_whsec_QUJD")
 
 
