@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 BUNDLE_STAMP := python_modules/bundle.json
 LINT_PATHS := $(wildcard src tests bench scripts)
 
-.PHONY: dev test test-fast lint fmt migrate cron demo bench clean install browser docs bundle deploy
+.PHONY: dev test test-fast lint fmt migrate cron demo bench roundtrips mutation clean install browser docs bundle deploy
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -77,6 +77,10 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(PY) bench/load.py
 roundtrips: install ; $(PY) bench/roundtrips.py  # issue 13: each endpoint's sequential D1 round trips
+# issue 18: cosmic-ray (+ scripts/mutation.py's operators) over the money, identity and signature modules, each against
+# its own fast tests; prints each module's score and the surviving mutants. Slow (minutes): not part of `make test`.
+mutation: $(PY_STAMP)
+	nice -n 19 $(PY) scripts/mutation.py
 
 clean:
 	rm -rf $(VENV) node_modules python_modules .wrangler .pytest_cache .coverage htmlcov
