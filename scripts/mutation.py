@@ -6,8 +6,8 @@ is one pytest run of that subset. The operators are cosmic-ray's (arithmetic, co
 exception handler, loop, decorator), restricted to the useful replacements, plus ours below: `in`/`not in`, string,
 augmented assignment, set/dict/list/tuple member removal, set member addition and statement deletion.
 
-Survivors listed in scripts/mutation_equivalents.toml (matched on module, function, operator and the changed lines)
-are equivalent: the score is printed with and without them. Exit status 1 when a module scores under --min-score.
+Survivors listed in scripts/mutation_equivalents.toml (matched on module, function, operator and the changed lines,
+and `nth` among identical ones) are equivalent: the score is printed with and without them. Exit status 1 when a module scores under --min-score.
 
     .venv/bin/python scripts/mutation.py [--modules flags,signing] [--jobs 2] [--list] [--max-mutants N]
 """
@@ -57,6 +57,7 @@ class Target:
     path: str
     tests: tuple[str, ...]
     conftest: bool = False  # False: pytest --noconftest (the shared fixtures are not needed, startup is faster)
+    shards: int = 1  # a big module's mutants split over this many workers (each with its own copy of the tree)
 
     @property
     def name(self) -> str:
@@ -79,10 +80,7 @@ TARGETS = (
     Target("src/accounts/credentials.py", ("tests/test_credentials_edges.py",), conftest=True),
     Target("src/core/flags.py", ("tests/test_flags_cohorts.py",)),
     Target("src/relay/signing.py", ("tests/test_signing_edges.py",)),
-    Target(
-        "src/chain/signatures.py",
-        ("tests/test_signature_edges.py", "tests/test_signatures.py"),
-    ),
+    Target("src/chain/signatures.py", ("tests/test_signature_edges.py", "tests/test_signatures.py"), shards=2),
 )
 
 # ---- which of cosmic-ray's operators run -------------------------------------------------------------------------
@@ -458,7 +456,9 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return "\n".join(before), "\n".join(after)
 
 
-def run_module(target: Target, workdir: Path, max_mutants: int | None) -> dict[str, Any]:
+def run_module(
+    target: Target, workdir: Path, max_mutants: int | None, shard: tuple[int, int] = (0, 1)
+) -> dict[str, Any]:
     os.chdir(workdir)
     os.environ["PYTHONPATH"] = str(workdir / "src")
     install_operators()
@@ -473,8 +473,7 @@ def run_module(target: Target, workdir: Path, max_mutants: int | None) -> dict[s
     config = ConfigDict({"test-command": command, "timeout": timeout, "distributor": {"name": "local"}})
     with use_db(str(workdir / "session.sqlite"), WorkDB.Mode.create) as db:
         init([Path(target.path)], db, {})
-        if max_mutants is not None:
-            sample(db, max_mutants, target.name)
+        select(db, max_mutants, shard, target.name)
         mark_unparsable(db, Path(target.path))
         execute(db, config)
         mutants = []
@@ -528,16 +527,20 @@ def mark_unparsable(db: WorkDB, path: Path) -> None:
         )
 
 
-def sample(db: WorkDB, limit: int, seed: str) -> None:
-    """Keeps a fixed pseudo-random `limit` of the module's mutants (the rest are marked skipped)."""
+def select(db: WorkDB, limit: int | None, shard: tuple[int, int], seed: str) -> None:
+    """Keeps a fixed pseudo-random `limit` of the module's mutants (all without one), then this worker's shard
+    (every n-th of them, from the k-th); the rest are marked skipped. Every worker of a module sees the same order."""
     items = sorted(
         db.pending_work_items, key=lambda item: (item.mutations[0].operator_name, item.mutations[0].occurrence)
     )
-    if len(items) <= limit:
-        return
-    keep = set(random.Random(seed).sample(range(len(items)), limit))  # a reproducible sample
-    skipped = [item.job_id for index, item in enumerate(items) if index not in keep]
-    db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+    kept = range(len(items))
+    if limit is not None and len(items) > limit:
+        kept = sorted(random.Random(seed).sample(range(len(items)), limit))  # a reproducible sample
+    index, count = shard
+    keep = set(list(kept)[index::count])
+    skipped = [item.job_id for position, item in enumerate(items) if position not in keep]
+    if skipped:
+        db.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
 
 
 def count_mutants(target: Target) -> Counter[str]:
@@ -563,14 +566,18 @@ def load_equivalents() -> list[dict[str, str]]:
     return list(tomllib.loads(EQUIVALENTS.read_text())["equivalent"])
 
 
-def _key(module: str, mutant: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    return (module, mutant["function"], mutant["operator"], mutant["before"], mutant["after"])
+Key = tuple[str, str, str, str, str, int]
 
 
-def report(results: list[dict[str, Any]], min_score: float) -> bool:
+def _key(module: str, mutant: dict[str, Any], nth: int = 0) -> Key:
+    """What an equivalents entry matches; `nth` (1-based, in line order) picks one of identical-looking mutants."""
+    return (module, mutant["function"], mutant["operator"], mutant["before"], mutant["after"], nth)
+
+
+def report(results: list[dict[str, Any]], min_score: float, *, sampled: bool = False) -> bool:
     equivalents = load_equivalents()
-    listed = {_key(entry["module"], entry): entry for entry in equivalents}
-    matched: set[tuple[str, str, str, str, str]] = set()
+    listed = {_key(entry["module"], entry, int(entry.get("nth", 0))): entry for entry in equivalents}
+    matched: set[Key] = set()
     ok = True
     rows = []
     survivors: list[tuple[str, dict[str, Any]]] = []
@@ -583,8 +590,12 @@ def report(results: list[dict[str, Any]], min_score: float) -> bool:
         tested = [mutant for mutant in mutants if mutant["outcome"] != "incompetent"]
         killed = sum(mutant["outcome"] in {"killed", "timeout"} for mutant in tested)
         equivalent = 0
+        seen: Counter[Key] = Counter()
         for mutant in tested:
             key = _key(result["module"], mutant)
+            seen[key] += 1
+            if (nth := _key(result["module"], mutant, seen[key])) in listed:
+                key = nth
             if key in listed:
                 matched.add(key)
                 if mutant["outcome"] == "survived":
@@ -618,7 +629,8 @@ def report(results: list[dict[str, Any]], min_score: float) -> bool:
     else:
         print("\nNo surviving mutants beyond the listed equivalents.")
     run_modules = {result["module"] for result in results}
-    stale = [entry for key, entry in listed.items() if key not in matched and entry["module"] in run_modules]
+    # A sample leaves out mutants, so entries it did not meet are not stale.
+    stale = [] if sampled else [e for k, e in listed.items() if k not in matched and e["module"] in run_modules]
     for entry in stale:
         print(f"note: stale equivalent (no such mutant now): {entry['module']} {entry['operator']}: {entry['before']}")
     return ok
@@ -638,10 +650,12 @@ def main() -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--shard", default="0/1", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         target = next(target for target in TARGETS if target.name == args.worker)
-        args.out.write_text(json.dumps(run_module(target, args.workdir, args.max_mutants)))
+        index, count = (int(part) for part in args.shard.split("/"))
+        args.out.write_text(json.dumps(run_module(target, args.workdir, args.max_mutants, (index, count))))
         return 0
     targets = [
         target
@@ -662,43 +676,60 @@ def main() -> int:
 def run_all(targets: list[Target], args: argparse.Namespace) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
-        # The biggest modules first, so the last one to finish is a small one.
+        # The biggest pieces of work first, so the last one to finish is a small one.
+        cost = {target.name: sum(count_mutants(target).values()) * (2 if target.conftest else 1) for target in targets}
         pending = sorted(
-            targets, key=lambda target: -sum(count_mutants(target).values()) * (2 if target.conftest else 1)
+            ((target, index) for target in targets for index in range(target.shards)),
+            key=lambda task: -cost[task[0].name] / task[0].shards,
         )
-        running: list[tuple[subprocess.Popen[bytes], Path, Target]] = []
-        outputs: dict[str, Path] = {}
+        running: list[tuple[subprocess.Popen[bytes], str]] = []
+        outputs: dict[str, list[Path]] = {target.name: [] for target in targets}
         while pending or running:
             while pending and len(running) < max(1, args.jobs):
-                target = pending.pop(0)
-                workdir = Path(scratch) / target.name.replace("/", "_").removesuffix(".py")
+                target, index = pending.pop(0)
+                label = target.name + (f" (shard {index + 1}/{target.shards})" if target.shards > 1 else "")
+                workdir = Path(scratch) / f"{target.name.replace('/', '_').removesuffix('.py')}-{index}"
                 copy_tree(workdir)
                 out = Path(scratch) / (workdir.name + ".json")
                 command = [sys.executable, str(Path(__file__).resolve()), "--worker", target.name,
-                           "--workdir", str(workdir), "--out", str(out)]  # fmt: skip
+                           "--workdir", str(workdir), "--out", str(out), "--shard", f"{index}/{target.shards}"]  # fmt: skip
                 if args.max_mutants is not None:
                     command += ["--max-mutants", str(args.max_mutants)]
-                print(f"mutating {target.name} against {' '.join(target.tests)}", flush=True)
-                running.append((subprocess.Popen(command, stdout=subprocess.DEVNULL), out, target))
-                outputs[target.name] = out
+                print(f"mutating {label} against {' '.join(target.tests)}", flush=True)
+                running.append((subprocess.Popen(command, stdout=subprocess.DEVNULL), label))
+                outputs[target.name].append(out)
             for entry in list(running):
-                process, out, target = entry
+                process, label = entry
                 if process.poll() is not None:
                     running.remove(entry)
                     status = "done" if process.returncode == 0 else f"failed ({process.returncode})"
-                    print(f"  {target.name}: {status} after {time.monotonic() - started:.0f}s", flush=True)
+                    print(f"  {label}: {status} after {time.monotonic() - started:.0f}s", flush=True)
             time.sleep(0.5)
-        results = []
-        for target in targets:
-            out = outputs[target.name]
-            results.append(
-                json.loads(out.read_text()) if out.exists() else {"module": target.name, "error": "no result"}
-            )
+        results = [merge(target, outputs[target.name]) for target in targets]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    ok = report(results, args.min_score)
+    ok = report(results, args.min_score, sampled=args.max_mutants is not None)
     print(f"\n{len(targets)} modules in {time.monotonic() - started:.0f}s")
     return 0 if ok else 1
+
+
+def merge(target: Target, outs: list[Path]) -> dict[str, Any]:
+    """One module's result from its shards' (an error if any shard has none)."""
+    parts = [json.loads(out.read_text()) if out.exists() else {"error": "no result"} for out in outs]
+    errors = [part["error"] for part in parts if "error" in part]
+    if errors:
+        return {"module": target.name, "error": errors[0]}
+    mutants = sorted(
+        (mutant for part in parts for mutant in part["mutants"]),
+        key=lambda mutant: (mutant["line"], mutant["operator"], mutant["occurrence"]),
+    )
+    return {
+        "module": target.name,
+        "path": target.path,
+        "baseline_seconds": max(part["baseline_seconds"] for part in parts),
+        "seconds": round(sum(part["seconds"] for part in parts), 1),
+        "mutants": mutants,
+    }
 
 
 if __name__ == "__main__":
