@@ -134,13 +134,22 @@ def _by_challenge(rows: list[Row]) -> dict[str, list[Row]]:
     return grouped
 
 
+# Per record class: its field names, and which are INTEGER columns (computed once: rows are parsed per request).
+_FIELD_SPECS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _field_spec(cls: type) -> tuple[tuple[str, bool], ...]:
+    spec = _FIELD_SPECS.get(cls)
+    if spec is None:
+        spec = tuple((column.name, column.type == "int") for column in fields(cls))
+        _FIELD_SPECS[cls] = spec
+    return spec
+
+
 def _record(cls: type[_Record], row: Row) -> _Record:
     """The record of `row`: each of the dataclass's fields from the column of that name (others ignored);
     INTEGER columns (fields typed `int`) as ints whatever number type the driver returned."""
-    values = {}
-    for column in fields(cls):  # type: ignore[arg-type]
-        value = row[column.name]
-        values[column.name] = int(value) if column.type == "int" else value
+    values = {name: int(row[name]) if is_int else row[name] for name, is_int in _field_spec(cls)}
     return cls(**values)
 
 

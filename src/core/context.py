@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,10 @@ class Services:
 
     def with_db(self, db: Database) -> Services:
         """The same services over another database (a request's D1 session); the HTTP client is shared."""
-        return replace(self, db=db)
+        # A shallow copy, not dataclasses.replace: this runs on every request, and replace() re-runs __init__.
+        copied = copy.copy(self)
+        copied.db = db
+        return copied
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -17,6 +17,7 @@ from db.port import (
     Statement,
     check_params,
     newer_bookmark,
+    writes,
 )
 
 
@@ -139,11 +140,13 @@ class SqliteDatabase:
         return self.run_batch(statements)
 
     def run_batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
-        """All statements in one IMMEDIATE transaction: all apply or none do, as in D1."""
+        """All statements in one transaction: all apply or none do, as in D1. A batch that writes takes the write
+        lock up front (IMMEDIATE); one that only reads is a plain snapshot (DEFERRED), which takes no lock."""
         own = _own(statements)
         connection = self.connection
+        begin = "BEGIN IMMEDIATE" if any(writes(statement) for statement in own) else "BEGIN"
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(begin)
         except sqlite3.Error as error:
             raise _translate(error) from error
         try:
