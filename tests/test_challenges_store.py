@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from challenges import store
 from core.ids import new_id
+from db.port import MAX_BOUND_PARAMETERS
 from tests.support.roundtrips import count_round_trips
 
 
@@ -30,7 +31,7 @@ async def test_parties_of_many_is_one_round_trip_past_the_parameter_limit(client
     creator_id, creator = await make_user(email="store-many@example.com")
     ids = [(await client.post("/challenges", json={"mode": "SOLO", "title": "t"}, token=creator)).json()["id"]]
     ids.append((await client.post("/challenges", json={"mode": "SOLO", "title": "u"}, token=creator)).json()["id"])
-    unknown = [new_id() for _ in range(store.MAX_BOUND_PARAMETERS + 5)]
+    unknown = [new_id() for _ in range(MAX_BOUND_PARAMETERS + 5)]
     tally = count_round_trips(services)
     tally.reset()
 

@@ -16,7 +16,7 @@ from accounts import contacts
 from accounts.contacts import Channel, Delivery, PendingClaim
 from core.auth import Caller
 from core.clock import format_time
-from db.port import MAX_BOUND_PARAMETERS, Database, QueryResult, Statement
+from db.port import Database, QueryResult, Statement, select_in
 
 # Columns PATCH /me may write directly: a contact only to clear it (a new one is a pending claim).
 PROFILE_FIELDS = ("email", "phone", "display_name")
@@ -82,19 +82,8 @@ class Contact:
 
 async def contacts_of(db: Database, user_ids: Iterable[str]) -> dict[str, Contact]:
     """The verified contacts of each existing user among `user_ids`, in one round trip (chunked statements)."""
-    ids = sorted(set(user_ids))
-    if not ids:
-        return {}
-    statements = []
-    for start in range(0, len(ids), MAX_BOUND_PARAMETERS):
-        chunk = ids[start : start + MAX_BOUND_PARAMETERS]
-        marks = ", ".join("?" for _ in chunk)
-        statements.append(db.prepare(f"SELECT id, email, phone FROM users WHERE id IN ({marks})").bind(*chunk))  # noqa: S608
-    return {
-        row["id"]: Contact(row["id"], row["email"], row["phone"])
-        for result in await db.batch(statements)
-        for row in result.results
-    }
+    rows = await select_in(db, "SELECT id, email, phone FROM users WHERE id IN ({marks})", user_ids)
+    return {row["id"]: Contact(row["id"], row["email"], row["phone"]) for row in rows}
 
 
 # -- credentials: the auth lookup's own statements (accounts.credentials runs them) -------------------------

@@ -23,7 +23,7 @@ from challenges.records import (
 from core.auth import Caller, Principal, preloaded_or_read
 from core.errors import ApiError
 from core.ids import is_uuid4
-from db.port import MAX_BOUND_PARAMETERS, Database, QueryResult, Row, Statement
+from db.port import Database, QueryResult, Row, Statement, select_in
 
 PARTY_ACTIONS = ("COMPLETE", "RESPOND", "RESOLVE")
 _Record = TypeVar("_Record")
@@ -752,23 +752,10 @@ async def parties_of(db: Database, challenge_id: str) -> Parties | None:
 async def parties_of_many(db: Database, challenge_ids: Iterable[str]) -> dict[str, Parties]:
     """The parties of each existing challenge among `challenge_ids` (relay.delivery's fan-out), by id; one
     statement per MAX_BOUND_PARAMETERS ids, all in one batch (one round trip)."""
-    ids = sorted(set(challenge_ids))
-    if not ids:
-        return {}
-    statements = []
-    for start in range(0, len(ids), MAX_BOUND_PARAMETERS):
-        chunk = ids[start : start + MAX_BOUND_PARAMETERS]
-        marks = ", ".join("?" for _ in chunk)
-        statements.append(
-            db.prepare(
-                f"SELECT id, creator_user_id, counterparty_user_id FROM challenges WHERE id IN ({marks})"  # noqa: S608
-            ).bind(*chunk)
-        )
-    found: dict[str, Parties] = {}
-    for result in await db.batch(statements):
-        for row in result.results:
-            found[row["id"]] = Parties(row["id"], row["creator_user_id"], row["counterparty_user_id"])
-    return found
+    rows = await select_in(
+        db, "SELECT id, creator_user_id, counterparty_user_id FROM challenges WHERE id IN ({marks})", challenge_ids
+    )
+    return {row["id"]: Parties(row["id"], row["creator_user_id"], row["counterparty_user_id"]) for row in rows}
 
 
 # -- the API view ------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -82,6 +82,19 @@ _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 def writes(statement: Statement) -> bool:
     """Whether the statement changes data: its SQL starts with a write verb (no statement here starts with WITH)."""
     return statement.sql.lstrip().upper().startswith(_WRITE_VERBS)
+
+
+async def select_in(db: Database, sql: str, values: Iterable[Any]) -> list[Row]:
+    """Rows of `sql` (fixed SQL with one `{marks}` placeholder for an IN list) for every distinct value, in one
+    batch (one round trip): one statement per MAX_BOUND_PARAMETERS values, inside D1's parameter limit."""
+    ids = sorted(set(values))
+    if not ids:
+        return []
+    statements = []
+    for start in range(0, len(ids), MAX_BOUND_PARAMETERS):
+        chunk = ids[start : start + MAX_BOUND_PARAMETERS]
+        statements.append(db.prepare(sql.format(marks=", ".join("?" for _ in chunk))).bind(*chunk))
+    return [row for result in await db.batch(statements) for row in result.results]
 
 
 def is_session_start(value: str) -> bool:
