@@ -63,7 +63,11 @@ class OffsetClock:
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with millisecond precision and a `Z`; fixed width, so text order is time order."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.year < 1000:
+        # strftime's %Y does not pad years before 1000 (glibc): kept as it was, to the byte.
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # The same text without strftime, which costs ~0.15 ms a call in Pyodide (isoformat truncates to ms too).
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:
