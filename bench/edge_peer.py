@@ -12,8 +12,9 @@
 # CPU per request is the CPU time of the Worker's workerd processes (/proc/<pid>/stat, utime + stime, all threads)
 # over a phase, divided by its requests: "user" is the process that runs the Worker and its D1 (it holds the local
 # database files), "all" adds wrangler's proxy workerd. wrangler's own node process is shown apart.
-# Last, a probe Worker (a temporary copy of src/ with one extra entry module, plus the ESModule rule for the bundled
-# JS secp256k1) times raw recovery inside the runtime per backend, like the peer's GET /__bench/recover.
+# A third Worker, the probe (a temporary copy of src/ with one extra entry module), is this one recovering signers
+# with eth-keys as before issue 17 wired the bundled JS secp256k1 in; last, it times raw recovery inside the runtime
+# per backend (the JS bundle over the FFI, chain.secp256k1_fast, eth-keys), like the peer's GET /__bench/recover.
 # Every process it starts is stopped in a finally; the temporary folder is removed unless the run failed.
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ PEER = ROOT / "bench" / "peer_js"
 CHALLENGE = "/gatekeeper/v2/wallet/challenge"
 VERIFY = "/gatekeeper/v2/wallet/verify"
 RECOVER = "/__bench/recover"
-# The probe Worker's entry: the shipped adapter, with chain.secp256k1_js wired in as chain.signatures' recovery backend
-# (what the integration would do; here by assignment, in a temporary copy only), plus GET /__bench/recover?backend=&n=.
-PROBE_ENTRY = '''"""Bench probe (bench/edge_peer.py): src/entry.py's Worker recovering signers with the bundled JS secp256k1."""
+# The probe Worker's entry: the shipped adapter recovering signers with eth-keys (the pure-Python default before
+# issue 17; patched in a temporary copy only), plus GET /__bench/recover?backend=&n= timing each backend raw.
+PROBE_ENTRY = '''"""Bench probe (bench/edge_peer.py): src/entry.py's Worker recovering signers with eth-keys, and raw recovery."""
 
 import functools
 from urllib.parse import parse_qs, urlsplit
@@ -62,51 +63,22 @@ from urllib.parse import parse_qs, urlsplit
 import js
 
 import entry
-from chain import secp256k1_fast, secp256k1_js, signatures
+from chain import signatures
+from gatekeeper import wallet_api
 
 HASH = bytes.fromhex("456e9aea5e197a1f1af7a3e85a3212fa4049a3ba34c2289b4c860fc0b0c64ef3")
 R = 0x9242685BF161793CC25603C231BC2F568EB630EA16AA137D2664AC8038825608
 S = 0x4F8AE3BD7535248D0BD448298CC2E2071E56992D0774DC340C368AE950852ADA
 EXPECTED = "f57c1d4c961024e998eaec4b6bebec90e788ef5ade22e636ce76111b60db107d4c3404b9908a2f357c84ccb48cf412be41d09574a9291c9c7eb5173ccf2a339f"
-NO_KEY = "no public key can be recovered from this signature"
-
-
-class Wired:
-    """A RecoveryBackend over a function with secp256k1_fast's contract (x||y, None when there is no key)."""
-
-    def __init__(self, name, recover):
-        self.name = name
-        self._recover = recover
-
-    def recover_public_key(self, msg_hash, r, s, recovery_id):
-        signatures._check_components(msg_hash, r, s, recovery_id)
-        public_key = self._recover(bytes(msg_hash), r, s, recovery_id)
-        if public_key is None:
-            raise signatures.UnrecoverableSignature(NO_KEY)
-        return public_key
+BACKENDS = {"eth-keys": signatures.PureBackend, "fast": signatures.FastPureBackend, "js": signatures.JsBackend}
 
 
 @functools.cache
-def default_backend():
-    try:
-        return Wired("js", secp256k1_js.load().recover_public_key)
-    except ImportError:
-        return Wired("fast", secp256k1_fast.recover_public_key)
-
-
-signatures.default_backend = default_backend
-BACKENDS = {}
-
-
 def backend(name):
-    if name not in BACKENDS:
-        if name == "eth-keys":
-            BACKENDS[name] = signatures.PureBackend()
-        elif name == "fast":
-            BACKENDS[name] = Wired("fast", secp256k1_fast.recover_public_key)
-        else:
-            BACKENDS[name] = default_backend()
-    return BACKENDS[name]
+    return BACKENDS[name]()
+
+
+wallet_api.default_backend = functools.partial(backend, "eth-keys")
 
 
 class Default(entry.Default):
@@ -323,7 +295,7 @@ class PeerWorker(EdgeWorker):
 
 
 def probe_worker(workdir: Path, env_vars: dict[str, str], seed: Path) -> EdgeWorker:
-    """A copy of src/ with the probe entry as main, and the rule that uploads the JS secp256k1 bundle."""
+    """A copy of src/ with the probe entry as main (wrangler.toml's rule uploads the JS secp256k1 bundle)."""
     source = workdir.parent / "src-probe"
     if not source.exists():
         shutil.copytree(ROOT / "src", source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -331,8 +303,6 @@ def probe_worker(workdir: Path, env_vars: dict[str, str], seed: Path) -> EdgeWor
     worker = EdgeWorker(
         workdir, env_vars, rate_limits=WORKERD_UNLIMITED, main=source / "bench_probe.py", seed_state=seed
     )
-    worker.config["rules"] = [{"type": "ESModule", "globs": ["chain/secp256k1.mjs"]}]
-    worker.config_path.write_text(json.dumps(worker.config, indent=2))
     return worker
 
 
@@ -354,8 +324,8 @@ def in_runtime_recovery(worker: EdgeWorker, backends: list[str], count: int) -> 
 
 # --- the report ----------------------------------------------------------------------------------------------
 
-# (name, column title): the peer first, then this Worker as shipped, then with the JS recovery wired in.
-WORKERS = (("js", "JS Worker"), ("py", "this Worker"), ("wired", "+ JS recovery"))
+# (name, column title): the peer first, then this Worker as shipped, then with eth-keys recovery (before issue 17).
+WORKERS = (("js", "JS Worker"), ("py", "this Worker"), ("ethkeys", "eth-keys recovery"))
 
 
 def ms(seconds: float) -> str:
@@ -420,16 +390,20 @@ def report(figures: dict[str, Figures], args: argparse.Namespace, cold: dict[str
         0.5,
         at_least=True,
     )
-    raw = {"js": js.recover["peer"], "py": figures["py"].recover["eth-keys"], "wired": figures["wired"].recover["js"]}
+    raw = {
+        "js": js.recover["peer"],
+        "py": figures["py"].recover["js"],
+        "ethkeys": figures["ethkeys"].recover["eth-keys"],
+    }
     line(
         "raw recovery in the runtime (CPU)",
         {k: ms(v) for k, v in raw.items()},
         {k: v / raw["js"] for k, v in raw.items()},
     )
-    fast = figures["wired"].recover["fast"]
+    fast = figures["ethkeys"].recover["fast"]
     print(
-        f"|   (this Worker: eth-keys, pure; + JS recovery: the bundle over the FFI; chain.secp256k1_fast: {ms(fast)},"
-        f" {fast / raw['js']:.2f}x)"
+        f"|   (this Worker: the JS bundle over the FFI; the probe: eth-keys; chain.secp256k1_fast, the fallback:"
+        f" {ms(fast)}, {fast / raw['js']:.2f}x)"
     )
     line(f"/health p50 (n={len(js.health)})", *each(lambda f: p(f.health, 0.5), ms), 1.3)
     launch = {name: statistics.median(run.ready_after for run in cold[name]) for name, _ in WORKERS}
@@ -477,7 +451,7 @@ def main() -> int:
             worker: EdgeWorker
             if name == "js":
                 worker = PeerWorker(workdir, env_vars)
-            elif name == "wired":
+            elif name == "ethkeys":
                 worker = probe_worker(workdir, env_vars, seed)
             else:
                 worker = EdgeWorker(workdir, env_vars, rate_limits=WORKERD_UNLIMITED, seed_state=seed)
@@ -512,8 +486,8 @@ def main() -> int:
             http.close()
         print("raw recovery in the runtime ...", flush=True)
         figures["js"].recover = in_runtime_recovery(workers["js"], ["peer"], args.recover)
-        figures["wired"].recover = in_runtime_recovery(workers["wired"], ["js", "fast", "eth-keys"], args.recover)
-        figures["py"].recover = {"eth-keys": figures["wired"].recover["eth-keys"]}
+        figures["ethkeys"].recover = in_runtime_recovery(workers["ethkeys"], ["js", "fast", "eth-keys"], args.recover)
+        figures["py"].recover = {"js": figures["ethkeys"].recover["js"]}
         for worker in workers.values():
             worker.stop()
             if escaped := worker.tracebacks():

@@ -12,14 +12,14 @@ import coincurve
 import pytest
 
 from chain import secp256k1_js
-from chain.signatures import SECP256K1_N, CoinCurveBackend, UnrecoverableSignature
+from chain.signatures import SECP256K1_N
 from local.config import PROJECT_ROOT
+from tests.support.js_bundle import FakeBundle, fake_recovery, reference
 
 N = SECP256K1_N
 BUNDLE = PROJECT_ROOT / "src" / "chain" / "secp256k1.mjs"
 SOURCE = PROJECT_ROOT / "scripts" / "secp256k1_js.mjs"
 ESBUILD = PROJECT_ROOT / "node_modules" / ".bin" / "esbuild"
-COIN = CoinCurveBackend()
 SEED = 20260418
 # Feeds hex inputs (one per line) to the bundle's recover() and prints each answer as hex: the bundle as shipped.
 RUNNER = """
@@ -32,13 +32,6 @@ for (const line of readFileSync(0, "utf8").split("\\n")) {
 }
 console.log(JSON.stringify(out));
 """
-
-
-def reference(msg_hash: bytes, r: int, s: int, rid: int) -> bytes | None:
-    try:
-        return COIN.recover_public_key(msg_hash, r, s, rid)
-    except UnrecoverableSignature:
-        return None
 
 
 def run_bundle(inputs: list[bytes]) -> list[bytes]:
@@ -87,32 +80,8 @@ def test_the_bundle_agrees_with_libsecp256k1_on_random_signatures_and_garbage() 
     assert sum(answer is None for answer in expected) > 100
 
 
-class FakeUint8Array:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def to_bytes(self) -> bytes:
-        return self.data
-
-
-class FakeBundle:
-    """The bundle's contract, answered by libsecp256k1: what the glue code packs and unpacks is what is checked."""
-
-    def __init__(self, answer: bytes | None = None) -> None:
-        self.calls: list[bytes] = []
-        self.answer = answer
-
-    def recover(self, packed: FakeUint8Array) -> FakeUint8Array:
-        self.calls.append(packed.data)
-        if self.answer is not None:
-            return FakeUint8Array(self.answer)
-        data = packed.data
-        found = reference(data[:32], int.from_bytes(data[32:64], "big"), int.from_bytes(data[64:96], "big"), data[96])
-        return FakeUint8Array(found or b"")
-
-
 def make(bundle: Any) -> secp256k1_js.JsRecovery:
-    return secp256k1_js.JsRecovery(bundle, FakeUint8Array)
+    return fake_recovery(bundle)
 
 
 def test_the_glue_packs_hash_r_s_and_parity_and_unpacks_the_key() -> None:

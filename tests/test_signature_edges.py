@@ -8,11 +8,14 @@ from eth_account.messages import encode_defunct
 from eth_keys.backends.native import NativeECCBackend
 from eth_keys.datatypes import PrivateKey
 
+from chain import secp256k1_js
 from chain.signatures import (
     MAX_SIGNATURE_BYTES,
     SECP256K1_N,
     SECP256K1_P,
     CoinCurveBackend,
+    FastPureBackend,
+    JsBackend,
     MalformedSignature,
     PureBackend,
     UnrecoverableSignature,
@@ -24,6 +27,7 @@ from chain.signatures import (
     recover_personal_sign,
     signature_to_bytes65,
 )
+from tests.support.js_bundle import fake_recovery
 
 KEY = "0x" + "11" * 32
 SIGNER = Account.from_key(KEY).address.lower()
@@ -31,7 +35,17 @@ MESSAGE = "edges"
 HASH = eip191_message_hash(MESSAGE)
 _SIGNED = Account.sign_message(encode_defunct(text=MESSAGE), private_key=KEY)
 R, S, V = _SIGNED.r, _SIGNED.s, _SIGNED.v
-BACKENDS = [CoinCurveBackend(), PureBackend()]
+
+
+def js_over_fake_bundle() -> JsBackend:
+    """JsBackend as in workerd, its bundle answered by libsecp256k1 (the bundle itself is checked in node)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secp256k1_js, "load", fake_recovery)
+        return JsBackend()
+
+
+# coincurve first: tests compare the others with it.
+BACKENDS = [CoinCurveBackend(), PureBackend(), FastPureBackend(), js_over_fake_bundle()]
 NO_KEY = "no public key can be recovered from this signature"
 LENGTH_65 = "signature must be 65 bytes (or 64 bytes EIP-2098 compact)"
 ODD = "signature hex has an odd length"
@@ -99,8 +113,8 @@ def test_range_boundaries_outside_are_malformed(r: int, s: int, which: str) -> N
         parse_signature(sig65(r, s, 27))
 
 
-def test_s_equal_to_one_recovers_the_same_key_on_both_backends_and_not_the_signer() -> None:
-    # s = 1 is in range, so it is parsed and recovered: r⁻¹(R - zG) is some key, and both backends agree on it.
+def test_s_equal_to_one_recovers_the_same_key_on_every_backend_and_not_the_signer() -> None:
+    # s = 1 is in range, so it is parsed and recovered: r⁻¹(R - zG) is some key, and every backend agrees on it.
     recovered = {recover_address(HASH, sig65(R, 1, V), backend=backend) for backend in BACKENDS}
     assert len(recovered) == 1
     assert recovered != {SIGNER}
@@ -108,7 +122,7 @@ def test_s_equal_to_one_recovers_the_same_key_on_both_backends_and_not_the_signe
     assert len(other) == 1 and other != recovered
 
 
-def test_high_s_twin_recovers_the_signer_on_both_backends() -> None:
+def test_high_s_twin_recovers_the_signer_on_every_backend() -> None:
     twin = sig65(R, SECP256K1_N - S, 55 - V)
     assert SECP256K1_N - S > SECP256K1_N // 2
     for backend in BACKENDS:
@@ -117,7 +131,7 @@ def test_high_s_twin_recovers_the_signer_on_both_backends() -> None:
         assert recover_personal_sign(MESSAGE, sig65(R, SECP256K1_N - S, V), backend=backend) != SIGNER
 
 
-def test_r_that_is_not_on_the_curve_is_unrecoverable_on_both_backends() -> None:
+def test_r_that_is_not_on_the_curve_is_unrecoverable_on_every_backend() -> None:
     # x = 5: 5³ + 7 = 132 is not a square mod p, so no point has it as its x coordinate.
     assert pow(132, (SECP256K1_P - 1) // 2, SECP256K1_P) == SECP256K1_P - 1
     for backend in BACKENDS:
@@ -127,7 +141,7 @@ def test_r_that_is_not_on_the_curve_is_unrecoverable_on_both_backends() -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=lambda backend: backend.name)
 def test_backend_component_checks(backend) -> None:
-    assert backend.name in {"coincurve", "pure"}
+    assert backend.name in {"coincurve", "pure", "fast-pure", "js"}
     good = backend.recover_public_key(HASH, R, S, V - 27)
     assert len(good) == 64
     assert backend.recover_public_key(bytearray(HASH), R, S, V - 27) == good

@@ -11,9 +11,12 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain import secp256k1_js
 from chain.signatures import (
     SECP256K1_N,
     CoinCurveBackend,
+    FastPureBackend,
+    JsBackend,
     MalformedSignature,
     PureBackend,
     RecoveryBackend,
@@ -26,6 +29,7 @@ from chain.signatures import (
     recover_personal_sign,
     signature_to_bytes65,
 )
+from tests.support.js_bundle import FakeBundle, fake_recovery
 
 KEY_A = "0x" + "11" * 32
 KEY_B = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -69,7 +73,17 @@ def to_compact(sig: str) -> str:
     return "0x" + (r + y_parity_and_s.to_bytes(32, "big")).hex()
 
 
-@pytest.fixture(params=[CoinCurveBackend, PureBackend], ids=["coincurve", "pure"])
+def js_backend_over_fake_bundle() -> RecoveryBackend:
+    """JsBackend as in workerd, its bundle answered by libsecp256k1 (the bundle itself is checked in node)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secp256k1_js, "load", fake_recovery)
+        return JsBackend()
+
+
+@pytest.fixture(
+    params=[CoinCurveBackend, PureBackend, FastPureBackend, js_backend_over_fake_bundle],
+    ids=["coincurve", "pure", "fast-pure", "js"],
+)
 def backend(request: pytest.FixtureRequest) -> RecoveryBackend:
     return request.param()
 
@@ -351,17 +365,34 @@ def test_default_backend_prefers_coincurve_and_is_cached() -> None:
 
 
 @pytest.mark.usefixtures("fresh_default_backend")
-def test_default_backend_falls_back_to_pure(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_backend_without_coincurve_or_the_runtime_is_the_fast_pure_one(monkeypatch: pytest.MonkeyPatch) -> None:
     # Sign first: eth-account itself would use coincurve through eth_keys.
     sig = wallet_sign(NON_ASCII, KEY_B)
     expected = signer(KEY_B)
     monkeypatch.setitem(sys.modules, "coincurve", None)
     with pytest.raises(ImportError):
         CoinCurveBackend()
+    with pytest.raises(ImportError):
+        JsBackend()  # CPython has no Workers FFI
     chosen = default_backend()
-    assert isinstance(chosen, PureBackend)
-    assert chosen.name == "pure"
+    assert isinstance(chosen, FastPureBackend)
+    assert chosen.name == "fast-pure"
     assert recover_personal_sign(NON_ASCII, sig) == expected
+    assert recover_personal_sign(NON_ASCII, to_compact(sig)) == expected
+
+
+@pytest.mark.usefixtures("fresh_default_backend")
+def test_default_backend_in_workerd_is_the_js_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where coincurve cannot load and the FFI can (workerd), the bundle answers; chosen once."""
+    sig = wallet_sign(NON_ASCII, KEY_B)
+    bundle = FakeBundle()
+    monkeypatch.setitem(sys.modules, "coincurve", None)
+    monkeypatch.setattr(secp256k1_js, "load", lambda: fake_recovery(bundle))
+    chosen = default_backend()
+    assert isinstance(chosen, JsBackend) and chosen.name == "js"
+    assert recover_personal_sign(NON_ASCII, sig) == signer(KEY_B)
+    assert default_backend() is chosen
+    assert len(bundle.calls) == 1
 
 
 def test_pure_backend_never_touches_coincurve(monkeypatch: pytest.MonkeyPatch) -> None:

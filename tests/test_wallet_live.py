@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 from collections import Counter
 
 import httpx
 import pytest
 
+from tests.support.workerd import WorkerdServer
 from tests.test_wallet_support import (
     CHALLENGE,
     KEY_ALICE,
@@ -50,6 +52,38 @@ async def test_fifty_simultaneous_verifies_have_exactly_one_winner(live_server):
         assert database.execute(verified, owners[0]).fetchone() == (1,)
         status = "SELECT status, verified_user_id FROM wallet_challenges WHERE id = ?"
         assert database.execute(status, (challenge["challenge_id"],)).fetchall() == [("VERIFIED", owners[0][0])]
+
+
+# The fastest recovery each runtime has: libsecp256k1 on CPython, the bundled @noble/curves over the FFI in workerd.
+EXPECTED_BACKEND = {"uvicorn": "coincurve", "workerd": "js"}
+KEY_BACKEND = hashlib.sha256(b"tattlehash test: the recovery backend in each runtime").digest()
+
+
+def logged_events(logs: str, event: str) -> list[dict]:
+    """The JSON log records of one event (workerd prefixes nothing, but a line may carry wrangler's own text)."""
+    found = []
+    for line in logs.splitlines():
+        if f'"event":"{event}"' in line:
+            found.append(json.loads(line[line.index("{") :]))
+    return found
+
+
+async def test_each_runtime_recovers_signers_with_its_fastest_backend(live_server):
+    """In workerd the bundle (uploaded under wrangler.toml's ESModule rule) answers, not a pure-Python fallback."""
+    runtime = "workerd" if isinstance(live_server, WorkerdServer) else "uvicorn"
+    address = address_of(KEY_BACKEND)
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+        challenge = (await http.post(CHALLENGE, json={"wallet_address": address, "chain_id": "eip155:1"})).json()
+        payload = {"challenge_id": challenge["challenge_id"], "signature": sign(challenge["message"], KEY_BACKEND)}
+        verified = await http.post(VERIFY, json=payload)
+    assert verified.status_code == 200, verified.text
+    [record] = [
+        record
+        for record in logged_events(live_server.logs(), "wallet_verified")
+        if record["challenge_id"] == challenge["challenge_id"]
+    ]
+    assert record["recovery_backend"] == EXPECTED_BACKEND[runtime]
+    assert record["wallet_address"] == address.lower()
 
 
 async def test_bad_input_is_always_a_documented_4xx(live_server):

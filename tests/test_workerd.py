@@ -54,6 +54,8 @@ def test_deploy_uploads_exactly_what_the_tests_run(tmp_path: Path) -> None:
     for module in ("pydantic/__init__.py", "pydantic_core/__init__.py", "eth_keys/__init__.py", "rfc8785/__init__.py"):
         assert f"python_modules/{module}" in uploaded
     assert "python_modules/httpx/_transports/jsfetch.py" in uploaded  # PyPI's httpx cannot fetch in workerd
+    # The JavaScript secp256k1 chain.signatures calls over the FFI goes up too, as an ES module (wrangler.toml rule).
+    assert "chain/secp256k1.mjs" in uploaded
 
 
 def test_rate_limit_binding_returns_429(real_limits: WorkerdServer) -> None:

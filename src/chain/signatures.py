@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from eth_hash.auto import keccak
 
+from chain import secp256k1_fast, secp256k1_js
+
 __all__ = [
     "MAX_SIGNATURE_BYTES",
     "CoinCurveBackend",
+    "FastPureBackend",
+    "JsBackend",
     "MalformedSignature",
     "PureBackend",
     "RecoveryBackend",
@@ -222,13 +227,53 @@ class PureBackend:
         return public_key
 
 
+class _FunctionBackend:
+    """A backend over a function with secp256k1_fast's contract: x||y, or None when no key can be recovered."""
+
+    name = "function"
+
+    def __init__(self, recover: Callable[[bytes, int, int, int], bytes | None]) -> None:
+        self._recover = recover
+
+    def recover_public_key(self, msg_hash: bytes, r: int, s: int, recovery_id: int) -> bytes:
+        """Return the signer's 64-byte uncompressed public key (x||y, no 0x04 prefix)."""
+        _check_components(msg_hash, r, s, recovery_id)
+        public_key = self._recover(bytes(msg_hash), r, s, recovery_id)
+        if public_key is None:
+            raise UnrecoverableSignature("no public key can be recovered from this signature")
+        return public_key
+
+
+class JsBackend(_FunctionBackend):
+    """Recovery through the bundled JavaScript @noble/curves over the Workers FFI; ImportError elsewhere."""
+
+    name = "js"
+
+    def __init__(self) -> None:
+        super().__init__(secp256k1_js.load().recover_public_key)
+
+
+class FastPureBackend(_FunctionBackend):
+    """Recovery through chain.secp256k1_fast (GLV + wNAF over precomputed tables of G); pure Python, any runtime."""
+
+    name = "fast-pure"
+
+    def __init__(self) -> None:
+        super().__init__(secp256k1_fast.recover_public_key)
+
+
 @functools.cache
 def default_backend() -> RecoveryBackend:
-    """Return coincurve when importable, else the pure-Python backend; chosen once, on first use."""
-    try:
-        return CoinCurveBackend()
-    except ImportError:
-        return PureBackend()
+    """The fastest backend this runtime has: coincurve (CPython), the JS bundle (workerd), else fast pure Python.
+
+    Chosen once, on first use: in workerd that is inside a request, where the FFI import may suspend.
+    """
+    for backend in (CoinCurveBackend, JsBackend):
+        try:
+            return backend()
+        except ImportError:
+            continue
+    return FastPureBackend()
 
 
 def recover_address(message_hash: bytes, signature: str | bytes, *, backend: RecoveryBackend | None = None) -> str:

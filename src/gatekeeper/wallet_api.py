@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 from chain.networks import Network
 from chain.provider import build_rpc_client
 from chain.rpc import JsonRpcClient
-from chain.signatures import MAX_SIGNATURE_BYTES
+from chain.signatures import MAX_SIGNATURE_BYTES, default_backend
 from core.auth import PRELOAD, Caller
 from core.config import Env
 from core.context import RequestContext
@@ -140,6 +140,8 @@ async def verify(request: Request, ctx: RequestContext) -> Response:
     def rpc_factory(network: Network) -> JsonRpcClient:
         return build_rpc_client(network, ctx.env, ctx.services.http)
 
+    # The fastest recovery this runtime has (chosen once per isolate); its name goes in the log line below.
+    backend = default_backend()
     result = await wallet.verify_challenge(
         ctx.db,
         ctx.env,
@@ -148,6 +150,7 @@ async def verify(request: Request, ctx: RequestContext) -> Response:
         signature=body.signature,
         caller_user_id=_caller_user_id(ctx),
         rpc_factory=rpc_factory,
+        backend=backend,
         message=body.message,
         preloaded=ctx.principal.preloaded[0] if ctx.principal is not None and ctx.principal.preloaded else None,
     )
@@ -160,6 +163,7 @@ async def verify(request: Request, ctx: RequestContext) -> Response:
         user_id=result.user_id,
         signature_type=result.signature_type,
         signature_scheme=result.signature_scheme,
+        recovery_backend=backend.name,
         new_user=result.new_user,
     )
     if result.relinked_from_user_id is not None:
