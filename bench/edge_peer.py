@@ -50,6 +50,8 @@ from tests.conftest import UNLIMITED as WORKERD_UNLIMITED  # noqa: E402
 from tests.support.workerd import BUNDLE  # noqa: E402
 
 PEER = ROOT / "bench" / "peer_js"
+# The least any Python Worker does for the same health and challenge work: the SDK, no framework (bench/peer_py).
+FLOOR = ROOT / "bench" / "peer_py"
 CHALLENGE = "/gatekeeper/v2/wallet/challenge"
 VERIFY = "/gatekeeper/v2/wallet/verify"
 RECOVER = "/__bench/recover"
@@ -210,7 +212,9 @@ class Figures:
     recover: dict[str, float] = field(default_factory=dict)
 
 
-def sequential_round(http: httpx.Client, meter: Meter, figures: Figures, args: argparse.Namespace) -> None:
+def sequential_round(
+    http: httpx.Client, meter: Meter, figures: Figures, args: argparse.Namespace, *, verify_too: bool = True
+) -> None:
     def health() -> None:
         for _ in range(args.health):
             started = time.perf_counter()
@@ -225,7 +229,7 @@ def sequential_round(http: httpx.Client, meter: Meter, figures: Figures, args: a
             figures.challenge.append(time.perf_counter() - started)
 
     signed = []
-    for _ in range(args.verify):  # untimed, and outside every CPU window
+    for _ in range(args.verify if verify_too else 0):  # untimed, and outside every CPU window
         key, body = new_wallet()
         answer = expect(http.post(CHALLENGE, json=body), 201).json()
         signed.append({"challenge_id": answer["challenge_id"], "signature": personal_sign(key, answer["message"])})
@@ -238,7 +242,8 @@ def sequential_round(http: httpx.Client, meter: Meter, figures: Figures, args: a
 
     figures.health_cpu += meter.measure(health)
     figures.challenge_cpu += meter.measure(challenge)
-    figures.verify_cpu += meter.measure(verify)
+    if verify_too:
+        figures.verify_cpu += meter.measure(verify)
 
 
 async def concurrent_pairs(url: str, meter: Meter, figures: Figures, args: argparse.Namespace) -> None:
@@ -275,22 +280,22 @@ async def concurrent_pairs(url: str, meter: Meter, figures: Figures, args: argpa
 # --- the Workers ---------------------------------------------------------------------------------------------
 
 
-def peer_config() -> dict[str, object]:
-    manifest = tomllib.loads((PEER / "wrangler.toml").read_text())
-    manifest["main"] = str(PEER / manifest["main"])
+def peer_config(folder: Path) -> dict[str, object]:
+    manifest = tomllib.loads((folder / "wrangler.toml").read_text())
+    manifest["main"] = str(folder / manifest["main"])
     for database in manifest["d1_databases"]:
-        database["migrations_dir"] = str(PEER / database["migrations_dir"])
+        database["migrations_dir"] = str(folder / database["migrations_dir"])
     for binding in manifest["ratelimits"]:
         binding["simple"]["limit"] = WORKERD_UNLIMITED[binding["name"]]
     return manifest
 
 
 class PeerWorker(EdgeWorker):
-    """The JS peer under `wrangler dev`, from bench/peer_js/wrangler.toml."""
+    """A peer under `wrangler dev`, from its folder's wrangler.toml: bench/peer_js, or the Python floor."""
 
-    def __init__(self, workdir: Path, env_vars: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env_vars: dict[str, str], folder: Path = PEER) -> None:
         super().__init__(workdir, env_vars, rate_limits=WORKERD_UNLIMITED)
-        self.config = peer_config()
+        self.config = peer_config(folder)
         self.config_path.write_text(json.dumps(self.config, indent=2))
 
 
@@ -414,6 +419,16 @@ def report(figures: dict[str, Figures], args: argparse.Namespace, cold: dict[str
         {k: v / launch["js"] for k, v in launch.items()},
     )
     line("first request after 'Ready on' (median)", {k: f"{v:.2f} s" for k, v in first.items()}, {})
+    floor = figures["floor"]
+    print(
+        "|   Python floor (bench/peer_py: the SDK alone, the same D1 work as the JS peer), ratio to the JS Worker:"
+        f" CPU per challenge {ms(floor.challenge_cpu.user / len(floor.challenge))}"
+        f" ({floor.challenge_cpu.user / len(floor.challenge) / (js.challenge_cpu.user / len(js.challenge)):.2f}x),"
+        f" CPU per /health {ms(floor.health_cpu.user / len(floor.health))}"
+        f" ({floor.health_cpu.user / len(floor.health) / (js.health_cpu.user / len(js.health)):.2f}x),"
+        f" /health p50 {ms(p(floor.health, 0.5))} ({p(floor.health, 0.5) / p(js.health, 0.5):.2f}x),"
+        f" launch → first answer {statistics.median(run.ready_after for run in cold['floor']):.2f} s"
+    )
     print()
     print("launch → first answer, each run: " + "; ".join(
         f"{name}: " + " ".join(f"{run.ready_after:.2f}" for run in runs) for name, runs in cold.items()))  # fmt: skip
@@ -441,7 +456,9 @@ def main() -> int:
     started = time.monotonic()
     running: list[EdgeWorker] = []
     cold: dict[str, list[EdgeWorker]] = {name: [] for name, _ in WORKERS}
+    cold["floor"] = []
     figures = {name: Figures() for name, _ in WORKERS}
+    figures["floor"] = Figures()
     ok = False
     try:
         seed = root / "seed-state"
@@ -451,6 +468,8 @@ def main() -> int:
             worker: EdgeWorker
             if name == "js":
                 worker = PeerWorker(workdir, env_vars)
+            elif name == "floor":
+                worker = PeerWorker(workdir, env_vars, FLOOR)
             elif name == "ethkeys":
                 worker = probe_worker(workdir, env_vars, seed)
             else:
@@ -464,21 +483,24 @@ def main() -> int:
 
         names = [name for name, _ in WORKERS]
         for extra in range(args.cold_runs):  # fresh launches, one Worker at a time, stopped at once
-            for name in names[extra % 3 :] + names[: extra % 3]:
+            for name in names[extra % 3 :] + names[: extra % 3] + ["floor"]:
                 launch(name, f"cold-{name}-{extra}").stop()
-        workers = {name: launch(name, f"warm-{name}") for name in names}
+        workers = {name: launch(name, f"warm-{name}") for name in [*names, "floor"]}
         meters = {name: Meter(worker) for name, worker in workers.items()}
         clients = {name: httpx.Client(base_url=worker.url, timeout=120) for name, worker in workers.items()}
         for name, http in clients.items():  # warm-up, untimed
             for _ in range(10):
                 expect(http.get("/health"), 200)
-            sequential_round(http, meters[name], Figures(), argparse.Namespace(health=5, verify=5))
+            warm = argparse.Namespace(health=5, verify=5)
+            sequential_round(http, meters[name], Figures(), warm, verify_too=name != "floor")
         for number in range(args.rounds):
             # Interleaved and rotated each round: drift in the machine's load reaches every Worker alike.
             order = names[number % 3 :] + names[: number % 3]
             for name in order:
                 print(f"round {number + 1}/{args.rounds}: {name} sequential ...", flush=True)
                 sequential_round(clients[name], meters[name], figures[name], args)
+            print(f"round {number + 1}/{args.rounds}: the Python floor, health and challenge ...", flush=True)
+            sequential_round(clients["floor"], meters["floor"], figures["floor"], args, verify_too=False)
             for name in order[::-1]:
                 print(f"round {number + 1}/{args.rounds}: {name} {args.concurrency} concurrent ...", flush=True)
                 asyncio.run(concurrent_pairs(workers[name].url, meters[name], figures[name], args))
