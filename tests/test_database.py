@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import pytest
@@ -29,6 +30,18 @@ async def test_first_all_run(sqlite_db):
     assert await sqlite_db.prepare("SELECT * FROM t WHERE name = ?").bind("zzz").first() is None
     rows = (await sqlite_db.prepare("SELECT name FROM t ORDER BY id").all()).results
     assert rows == [{"name": "a"}, {"name": "b"}]
+
+
+async def test_rows_keep_column_order_and_a_repeated_name_keeps_its_first_value(sqlite_db):
+    await sqlite_db.prepare("INSERT INTO t (name, note) VALUES (?, ?)").bind("a", "n").run()
+    row = await sqlite_db.prepare("SELECT note, id, name FROM t").first()
+    assert list(row.items()) == [("note", "n"), ("id", 1), ("name", "a")]
+    joined = await sqlite_db.prepare("SELECT t.name, u.name, t.id FROM t JOIN t AS u ON u.id = t.id").first()
+    assert joined == {"name": "a", "id": 1}
+    repeated = await sqlite_db.prepare("SELECT 1 AS x, 2 AS x, 3 AS y").first()
+    assert list(repeated.items()) == [("x", 1), ("y", 3)]
+    # A statement prepared elsewhere on the connection keeps its own row shape.
+    assert isinstance(sqlite_db.connection.execute("SELECT 1 AS x").fetchone(), sqlite3.Row)
 
 
 async def test_batch_is_atomic(sqlite_db):

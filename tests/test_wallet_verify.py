@@ -482,12 +482,12 @@ async def test_feature_flag_off_is_503(client, env_vars):
 # --- both recovery backends ----------------------------------------------------------------------
 
 
-async def test_pure_python_path_when_coincurve_is_missing(client, monkeypatch):
-    """The Workers runtime has no coincurve: block its import and verify through the whole endpoint."""
+async def test_fast_pure_python_path_when_coincurve_is_missing(client, monkeypatch):
+    """The Workers runtime has no coincurve (and CPython no FFI): block its import and verify through the endpoint."""
     monkeypatch.setitem(sys.modules, "coincurve", None)
     default_backend.cache_clear()
     try:
-        assert default_backend().name == "pure"
+        assert default_backend().name == "fast-pure"
         challenge = await create(client)
         response = await verify(client, challenge["challenge_id"], sign(challenge["message"], KEY_ALICE))
         assert response.status == 200

@@ -953,18 +953,21 @@ def _page_scope(caller: Caller, *, status: str | None, mode: str | None, limit: 
         (f"counterparty_user_id = {me}", mine),
         (f"counterparty_wallet IN (SELECT address FROM wallets WHERE user_id = {me})", mine),  # noqa: S608
     )
-    # Only fixed condition strings are joined; every value is bound.
+    # Only fixed condition strings are joined; every value is bound. The branches select ids alone (with the sort
+    # key): the page's ids are merged, deduplicated and sorted on two columns, not on whole rows.
     parts = [
-        f"SELECT * FROM (SELECT * FROM challenges WHERE {party}{filters} ORDER BY created_at DESC, id DESC LIMIT ?)"  # noqa: S608
+        f"SELECT * FROM (SELECT id, created_at FROM challenges WHERE {party}{filters}"  # noqa: S608
+        " ORDER BY created_at DESC, id DESC LIMIT ?)"
         for party, _ in branches
     ]
     params: list[Any] = []
     for _, party_params in branches:
         params += [*party_params, *filter_params, page]
-    sql = " UNION ".join(parts) + " ORDER BY created_at DESC, id DESC LIMIT ?"
-    # The children of the page are selected by the same page query (its ids), so page and children
-    # come back from one batch; the query is repeated per child table, every value bound each time.
-    return _paged(sql, (*params, page))
+    ids_sql = "SELECT id FROM (" + " UNION ".join(parts) + " ORDER BY created_at DESC, id DESC LIMIT ?)"  # noqa: S608 — fixed SQL only
+    challenges_sql = f"SELECT * FROM challenges WHERE id IN ({ids_sql}) ORDER BY created_at DESC, id DESC"  # noqa: S608
+    # The children of the page are selected by the same ids query, so page and children come back from one
+    # batch; the query is repeated per child table, every value bound each time.
+    return _Scope(challenges_sql, ids_sql, (*params, page))
 
 
 def list_statements(

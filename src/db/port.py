@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -81,7 +82,13 @@ _WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 def writes(statement: Statement) -> bool:
     """Whether the statement changes data: its SQL starts with a write verb (no statement here starts with WITH)."""
-    return statement.sql.lstrip().upper().startswith(_WRITE_VERBS)
+    return _writes(statement.sql)
+
+
+@functools.lru_cache(maxsize=1024)
+def _writes(sql: str) -> bool:
+    # Per SQL text, not per call: the same fixed statements run on every request, some of them kilobytes long.
+    return sql.lstrip().upper().startswith(_WRITE_VERBS)
 
 
 async def select_in(db: Database, sql: str, values: Iterable[Any]) -> list[Row]:
@@ -117,6 +124,9 @@ def check_params(params: Sequence[Any]) -> tuple[Any, ...]:
         raise DatabaseError(f"too many bound parameters: {len(params)} > {MAX_BOUND_PARAMETERS}")
     checked: list[Any] = []
     for value in params:
+        if value is None or type(value) is str:  # most values: nothing to check
+            checked.append(value)
+            continue
         if isinstance(value, bool):
             value = int(value)
         elif isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:

@@ -62,6 +62,13 @@ def _own(statements: Sequence[Statement]) -> list[SqliteStatement]:
     return own
 
 
+def _first_wins(columns: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for name, value in zip(columns, row, strict=True):
+        record.setdefault(name, value)
+    return record
+
+
 class SqliteStatement:
     """A prepared statement bound to a SqliteDatabase (or a session of it)."""
 
@@ -74,8 +81,20 @@ class SqliteStatement:
         return SqliteStatement(self._database, self.sql, check_params(params))
 
     def execute(self, connection: sqlite3.Connection) -> QueryResult:
-        cursor = connection.execute(self.sql, self.params)
-        rows = [dict(row) for row in cursor.fetchall()]
+        # Plain tuples zipped with the column names: what D1 answers (objects keyed by column), without building
+        # a sqlite3.Row per row first.
+        cursor = connection.cursor()
+        cursor.row_factory = None
+        cursor.execute(self.sql, self.params)
+        fetched = cursor.fetchall()
+        if fetched:
+            columns = [column[0] for column in cursor.description]
+            if len(set(columns)) == len(columns):
+                rows = [dict(zip(columns, row, strict=True)) for row in fetched]
+            else:  # a repeated name keeps its first column's value, as sqlite3.Row answered it
+                rows = [_first_wins(columns, row) for row in fetched]
+        else:
+            rows = []
         changes = cursor.rowcount if cursor.rowcount > 0 else 0
         return QueryResult(rows, changes, cursor.lastrowid)
 
