@@ -8,7 +8,6 @@ from eth_account.messages import encode_defunct
 from eth_keys.backends.native import NativeECCBackend
 from eth_keys.datatypes import PrivateKey
 
-from chain import secp256k1_js
 from chain.signatures import (
     MAX_SIGNATURE_BYTES,
     SECP256K1_N,
@@ -37,15 +36,8 @@ _SIGNED = Account.sign_message(encode_defunct(text=MESSAGE), private_key=KEY)
 R, S, V = _SIGNED.r, _SIGNED.s, _SIGNED.v
 
 
-def js_over_fake_bundle() -> JsBackend:
-    """JsBackend as in workerd, its bundle answered by libsecp256k1 (the bundle itself is checked in node)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(secp256k1_js, "load", fake_recovery)
-        return JsBackend()
-
-
 # coincurve first: tests compare the others with it.
-BACKENDS = [CoinCurveBackend(), PureBackend(), FastPureBackend(), js_over_fake_bundle()]
+BACKENDS = [CoinCurveBackend(), PureBackend(), FastPureBackend(), JsBackend(fake_recovery())]
 NO_KEY = "no public key can be recovered from this signature"
 LENGTH_65 = "signature must be 65 bytes (or 64 bytes EIP-2098 compact)"
 ODD = "signature hex has an odd length"

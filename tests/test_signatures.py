@@ -75,9 +75,7 @@ def to_compact(sig: str) -> str:
 
 def js_backend_over_fake_bundle() -> RecoveryBackend:
     """JsBackend as in workerd, its bundle answered by libsecp256k1 (the bundle itself is checked in node)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(secp256k1_js, "load", fake_recovery)
-        return JsBackend()
+    return JsBackend(fake_recovery())
 
 
 @pytest.fixture(

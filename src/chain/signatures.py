@@ -249,8 +249,9 @@ class JsBackend(_FunctionBackend):
 
     name = "js"
 
-    def __init__(self) -> None:
-        super().__init__(secp256k1_js.load().recover_public_key)
+    def __init__(self, recovery: secp256k1_js.JsRecovery | None = None) -> None:
+        # `recovery` is the loaded bundle's glue; by default it is loaded here (only inside a request in workerd).
+        super().__init__((recovery or secp256k1_js.load()).recover_public_key)
 
 
 class FastPureBackend(_FunctionBackend):
