@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from challenges.attestation import AttestationRow, parse_openings
@@ -75,82 +76,132 @@ class Timeline:
 
 @dataclass(frozen=True)
 class _Scope:
-    """Which challenges a batch loads: `challenges_sql` selects their rows, `ids_sql` their ids (both bound
-    with `params`)."""
+    """Which challenges a statement loads: `rows_sql` selects their rows (all of `challenges`' columns, and any
+    extra one an Aggregate field reads), bound with `params`; `order` sorts them."""
 
-    challenges_sql: str
-    ids_sql: str
+    rows_sql: str
     params: tuple[Any, ...]
-
-
-def _paged(challenges_sql: str, params: tuple[Any, ...]) -> _Scope:
-    """A scope of the challenges a fixed query selects; its children are selected by the same query's ids."""
-    return _Scope(challenges_sql, f"SELECT id FROM ({challenges_sql})", params)  # noqa: S608 — fixed SQL only
+    order: str = ""
 
 
 def _single(challenge_id: str) -> _Scope:
-    return _Scope("SELECT * FROM challenges WHERE id = ?", "?", (challenge_id,))
+    return _Scope("SELECT * FROM challenges WHERE id = ?", (challenge_id,))
 
 
-# Child tables of the aggregate, each selected for every challenge in scope; the order is the parse order.
-_CHILDREN = (
-    "SELECT * FROM challenge_wallet_requirements WHERE challenge_id IN ({ids}) ORDER BY side",
-    "SELECT * FROM funds_requirements WHERE challenge_id IN ({ids}) ORDER BY side, position",
-    "SELECT * FROM stakes WHERE challenge_id IN ({ids}) ORDER BY created_at, id",
-    "SELECT challenge_id, entry_type, amount FROM ledger_entries WHERE challenge_id IN ({ids})"
-    " AND entry_type LIKE 'SLASH_%'",
-    "SELECT * FROM fire_configs WHERE challenge_id IN ({ids})",
-    "SELECT * FROM enforced_configs WHERE challenge_id IN ({ids})",
+@dataclass(frozen=True)
+class _Child:
+    """Rows of a table under the aggregate, selected per challenge `p` as one JSON array of arrays (`columns`,
+    in their order) in a column of the challenge's own row, so a whole aggregate is one row of one statement."""
+
+    name: str
+    source: str  # FROM … WHERE …, correlated with the challenge row `p`
+    columns: tuple[str, ...]
+
+    def sql(self) -> str:
+        values = ", ".join(self.columns)
+        return f"(SELECT json_group_array(json_array({values})) FROM {self.source}) AS {self.name}"  # noqa: S608
+
+
+def _columns_of(cls: type, table: str = "t") -> tuple[str, ...]:
+    """The record's fields as columns of `table`, in field order (the record is built positionally from them)."""
+    return tuple(f"{table}.{column.name}" for column in fields(cls))
+
+
+_WALLETS = _Child(
+    "agg_wallet_requirements",
+    "challenge_wallet_requirements t WHERE t.challenge_id = p.id",
+    _columns_of(WalletRequirementRecord),
+)
+_FUNDS = _Child(
+    "agg_funds_requirements", "funds_requirements t WHERE t.challenge_id = p.id", _columns_of(FundsRequirementRecord)
+)
+_STAKES = _Child("agg_stakes", "stakes t WHERE t.challenge_id = p.id", _columns_of(StakeRecord))
+_SLASHES = _Child(
+    "agg_slash_entries",
+    "ledger_entries t WHERE t.challenge_id = p.id AND t.entry_type LIKE 'SLASH_%'",
+    _columns_of(SlashEntry),
+)
+_FIRE = _Child("agg_fire_config", "fire_configs t WHERE t.challenge_id = p.id", _columns_of(FireConfigRecord))
+_ENFORCED = _Child(
+    "agg_enforced_config", "enforced_configs t WHERE t.challenge_id = p.id", _columns_of(EnforcedConfigRecord)
 )
 # Only what a single challenge's actions and proof pages need (not loaded for list pages).
-_DETAIL = (
-    "SELECT challenge_id, user_id, action, payload FROM challenge_party_actions WHERE challenge_id IN ({ids})",
-    # Revoked when the wallet was re-linked to another user (gatekeeper.wallet): it no longer counts.
-    "SELECT DISTINCT r.challenge_id, w.wallet_address, w.verified_user_id FROM wallet_challenges w"
-    " JOIN challenge_wallet_requirements r ON r.wallet_address = w.wallet_address"
-    " WHERE r.challenge_id IN ({ids}) AND w.status = 'VERIFIED' AND w.revoked_at IS NULL"
-    " AND w.verified_user_id IS NOT NULL",
-    "SELECT challenge_id, kind, hash, canonical_input, openings, created_at FROM attestations"
-    " WHERE challenge_id IN ({ids})",
+_ACTIONS = _Child(
+    "agg_party_actions", "challenge_party_actions t WHERE t.challenge_id = p.id", ("t.action", "t.user_id", "t.payload")
 )
+# Revoked when the wallet was re-linked to another user (gatekeeper.wallet): it no longer counts.
+_VERIFIED = _Child(
+    "agg_verified_wallets",
+    "wallet_challenges w JOIN challenge_wallet_requirements r ON r.wallet_address = w.wallet_address"
+    " WHERE r.challenge_id = p.id AND w.status = 'VERIFIED' AND w.revoked_at IS NULL"
+    " AND w.verified_user_id IS NOT NULL",
+    ("w.wallet_address", "w.verified_user_id"),
+)
+_ATTESTATIONS = _Child(
+    "agg_attestations",
+    "attestations t WHERE t.challenge_id = p.id",
+    ("t.kind", "t.hash", "t.canonical_input", "t.openings", "t.created_at"),
+)
+_CHILDREN = ", ".join(child.sql() for child in (_WALLETS, _FUNDS, _STAKES, _SLASHES, _FIRE, _ENFORCED))
+_DETAIL = ", ".join(child.sql() for child in (_ACTIONS, _VERIFIED, _ATTESTATIONS))
+_NONE = "[]"  # what json_group_array gives for a challenge without such rows (most of them): nothing to decode
 
 
-def _statements(db: Database, scope: _Scope, *, detail: bool) -> list[Statement]:
-    # Only fixed SQL and the scope's own placeholders are interpolated; every value is bound.
-    statements = [db.prepare(scope.challenges_sql).bind(*scope.params)]
-    for sql in _CHILDREN + (_DETAIL if detail else ()):
-        statements.append(db.prepare(sql.format(ids=scope.ids_sql)).bind(*scope.params))
-    return statements
+def _aggregate_statement(db: Database, scope: _Scope, *, detail: bool, caller: Caller | None = None) -> Statement:
+    """The statement that loads every challenge of `scope` whole, one row each (children as JSON columns);
+    with `caller`, each row also says whether the caller holds the challenge's invited wallet (for the role)."""
+    columns = f"p.*, {_CHILDREN}, {_DETAIL}" if detail else f"p.*, {_CHILDREN}"
+    params = scope.params
+    if caller is not None:
+        # The caller's id is a bound parameter or a fixed subquery on the bound key hash (core.auth.Caller).
+        columns += (
+            f", EXISTS (SELECT 1 FROM wallets WHERE user_id = {caller.sql}"  # noqa: S608
+            " AND address = p.counterparty_wallet) AS agg_caller_holds_wallet"
+        )
+        params = (*caller.params, *params)  # the select list's placeholders come before the scope's
+    # Only fixed SQL is interpolated; every value is bound.
+    return db.prepare(f"SELECT {columns} FROM ({scope.rows_sql}) p{scope.order}").bind(*params)  # noqa: S608
 
 
-def _statement_count(detail: bool) -> int:
-    return 1 + len(_CHILDREN) + (len(_DETAIL) if detail else 0)
+def _rows(cls: type[_Record], value: str) -> list[_Record]:
+    return [] if value == _NONE else [cls(*values) for values in json.loads(value)]
 
 
-def _by_challenge(rows: list[Row]) -> dict[str, list[Row]]:
-    grouped: dict[str, list[Row]] = {}
-    for row in rows:
-        grouped.setdefault(row["challenge_id"], []).append(row)
-    return grouped
+@dataclass(frozen=True)
+class _FieldSpec:
+    """How a record class is built from a row: its fields' values in order, and which are INTEGER columns."""
+
+    values: Callable[[Row], tuple[Any, ...]]
+    int_positions: tuple[int, ...]
 
 
-# Per record class: its field names, and which are INTEGER columns (computed once: rows are parsed per request).
-_FIELD_SPECS: dict[type, tuple[tuple[str, bool], ...]] = {}
+# Per record class, computed once: rows are parsed per request, a list page's rows by the dozen.
+_FIELD_SPECS: dict[type, _FieldSpec] = {}
 
 
-def _field_spec(cls: type) -> tuple[tuple[str, bool], ...]:
+def _field_spec(cls: type) -> _FieldSpec:
     spec = _FIELD_SPECS.get(cls)
     if spec is None:
-        spec = tuple((column.name, column.type == "int") for column in fields(cls))
+        columns = fields(cls)
+        names = [column.name for column in columns]
+        getter = itemgetter(*names)
+        values = getter if len(names) > 1 else (lambda row: (getter(row),))
+        spec = _FieldSpec(values, tuple(i for i, column in enumerate(columns) if column.type == "int"))
         _FIELD_SPECS[cls] = spec
     return spec
 
 
 def _record(cls: type[_Record], row: Row) -> _Record:
     """The record of `row`: each of the dataclass's fields from the column of that name (others ignored);
-    INTEGER columns (fields typed `int`) as ints whatever number type the driver returned."""
-    values = {name: int(row[name]) if is_int else row[name] for name, is_int in _field_spec(cls)}
-    return cls(**values)
+    INTEGER columns (fields typed `int`) as ints whatever number type the driver returned (D1: floats)."""
+    spec = _field_spec(cls)
+    values = spec.values(row)
+    if not spec.int_positions:
+        return cls(*values)
+    converted = list(values)
+    for position in spec.int_positions:
+        converted[position] = int(converted[position])
+    return cls(*converted)
 
 
 def _records(cls: type[_Record], rows: list[Row] | None) -> list[_Record]:
@@ -161,55 +212,53 @@ def _optional(cls: type[_Record], rows: list[Row] | None) -> _Record | None:
     return _record(cls, rows[0]) if rows else None
 
 
-def _attestation(row: Row) -> AttestationRow:
-    return AttestationRow(
-        kind=row["kind"],
-        hash=row["hash"],
-        canonical_input=row["canonical_input"],
-        openings=parse_openings(row["openings"]),
-        created_at=row["created_at"],
+def _aggregate(row: Row, *, detail: bool) -> Aggregate:
+    """One row of `_aggregate_statement`, parsed into its records here, once. Children are sorted in Python,
+    as each table's key orders them (SQLite does not promise an aggregate's input order)."""
+    wallets = _rows(WalletRequirementRecord, row["agg_wallet_requirements"])
+    funds = _rows(FundsRequirementRecord, row["agg_funds_requirements"])
+    stakes = _rows(StakeRecord, row["agg_stakes"])
+    fire = _rows(FireConfigRecord, row["agg_fire_config"])
+    enforced = _rows(EnforcedConfigRecord, row["agg_enforced_config"])
+    party_actions: dict[str, dict[str, str | None]] = {}
+    verified: frozenset[tuple[str, str]] = frozenset()
+    attestations: dict[str, AttestationRow] = {}
+    if detail:
+        if (actions := row["agg_party_actions"]) != _NONE:
+            for action, user_id, payload in json.loads(actions):
+                party_actions.setdefault(action, {})[user_id] = payload
+        if (pairs := row["agg_verified_wallets"]) != _NONE:
+            verified = frozenset((wallet, user_id) for wallet, user_id in json.loads(pairs))
+        if (attested := row["agg_attestations"]) != _NONE:
+            for kind, hash_, canonical_input, openings, created_at in json.loads(attested):
+                attestations[kind] = AttestationRow(
+                    kind=kind,
+                    hash=hash_,
+                    canonical_input=canonical_input,
+                    openings=parse_openings(openings),
+                    created_at=created_at,
+                )
+    return Aggregate(
+        challenge=_record(ChallengeRecord, row),
+        wallet_requirements=sorted(wallets, key=lambda wallet: wallet.side),
+        funds_requirements=sorted(funds, key=lambda funds: (funds.side, funds.position)),
+        stakes=sorted(stakes, key=lambda stake: (stake.created_at, stake.id)),
+        slash_entries=_rows(SlashEntry, row["agg_slash_entries"]),
+        fire_config=fire[0] if fire else None,
+        enforced_config=enforced[0] if enforced else None,
+        party_actions=party_actions,
+        verified_wallets=verified,
+        attestations=attestations,
+        proposal_announced_at=row.get("proposal_announced_at"),
     )
 
 
-def _parse(results: Sequence[QueryResult], *, detail: bool) -> list[Aggregate]:
-    """Aggregates from the results of `_statements` (in the challenges statement's order): every row is
-    parsed into its record here, once."""
-    challenges = results[0].results
-    wallets, funds, stakes, slashes, fire, enforced = (_by_challenge(r.results) for r in results[1:7])
-    actions: dict[str, list[Row]] = {}
-    verified: dict[str, list[Row]] = {}
-    attestations: dict[str, list[Row]] = {}
-    if detail:
-        actions = _by_challenge(results[7].results)
-        verified = _by_challenge(results[8].results)
-        attestations = _by_challenge(results[9].results)
-    aggregates = []
-    for row in challenges:
-        challenge_id = row["id"]
-        party_actions: dict[str, dict[str, str | None]] = {}
-        for action in actions.get(challenge_id, []):
-            party_actions.setdefault(action["action"], {})[action["user_id"]] = action["payload"]
-        aggregates.append(
-            Aggregate(
-                challenge=_record(ChallengeRecord, row),
-                wallet_requirements=_records(WalletRequirementRecord, wallets.get(challenge_id)),
-                funds_requirements=_records(FundsRequirementRecord, funds.get(challenge_id)),
-                stakes=_records(StakeRecord, stakes.get(challenge_id)),
-                slash_entries=_records(SlashEntry, slashes.get(challenge_id)),
-                fire_config=_optional(FireConfigRecord, fire.get(challenge_id)),
-                enforced_config=_optional(EnforcedConfigRecord, enforced.get(challenge_id)),
-                party_actions=party_actions,
-                verified_wallets=frozenset(
-                    (row["wallet_address"], row["verified_user_id"]) for row in verified.get(challenge_id, [])
-                ),
-                attestations={a["kind"]: _attestation(a) for a in attestations.get(challenge_id, [])},
-                proposal_announced_at=row.get("proposal_announced_at"),
-            )
-        )
-    return aggregates
+def _parse(result: QueryResult, *, detail: bool) -> list[Aggregate]:
+    """The aggregates of an `_aggregate_statement`'s result, in its order."""
+    return [_aggregate(row, detail=detail) for row in result.results]
 
 
-def role_of(challenge: ChallengeRecord, principal: Principal | None, wallets: set[str]) -> str | None:
+def role_of(challenge: ChallengeRecord, principal: Principal | None, holds_invited_wallet: bool) -> str | None:
     """CREATOR, COUNTERPARTY, ADMIN or None. An invited wallet's verified owner counts as the counterparty."""
     if principal is None:
         return None
@@ -219,20 +268,19 @@ def role_of(challenge: ChallengeRecord, principal: Principal | None, wallets: se
         return "CREATOR"
     if challenge.counterparty_user_id is not None:
         return "COUNTERPARTY" if principal.user_id == challenge.counterparty_user_id else None
-    wallet = challenge.counterparty_wallet
-    if wallet and principal.user_id and wallet in wallets:
+    if challenge.counterparty_wallet and principal.user_id and holds_invited_wallet:
         return "COUNTERPARTY"
     return None
 
 
-def read_back(db: Database, challenge_id: str) -> list[Statement]:
-    """The SELECTs that rebuild the aggregate, to append to a write batch (the response comes from them)."""
-    return _statements(db, _single(challenge_id), detail=True)
+def read_back(db: Database, challenge_id: str) -> Statement:
+    """The SELECT that rebuilds the aggregate, to append to a write batch (the response comes from it)."""
+    return _aggregate_statement(db, _single(challenge_id), detail=True)
 
 
 def parse_read_back(results: Sequence[QueryResult]) -> Aggregate | None:
-    """The aggregate from the tail of a batch that ended with `read_back`."""
-    loaded = _parse(results[len(results) - _statement_count(True) :], detail=True)
+    """The aggregate from the last result of a batch that ended with `read_back`."""
+    loaded = _parse(results[-1], detail=True)
     return loaded[0] if loaded else None
 
 
@@ -240,7 +288,7 @@ async def load(db: Database, challenge_id: str) -> Aggregate | None:
     """The whole aggregate, no caller (jobs, public proof); one round trip."""
     if not is_uuid4(challenge_id):
         return None
-    return parse_read_back(await db.batch(read_back(db, challenge_id)))
+    return parse_read_back([await read_back(db, challenge_id).all()])
 
 
 def users_statement(db: Database, user_ids: list[str]) -> Statement:
@@ -255,16 +303,14 @@ def known_users(result: QueryResult) -> set[str]:
 
 
 def visible_statements(db: Database, challenge_id: str, caller: Caller, *, timeline: bool = False) -> list[Statement]:
-    """The reads of GET /challenges/{id} (and its actions): the aggregate and the caller's wallets (for the
-    role); with `timeline`, also its history and events. Empty for an id that cannot exist (nothing to read).
+    """The reads of GET /challenges/{id} (and its actions): the aggregate with what the caller's role needs;
+    with `timeline`, also its history and events. Empty for an id that cannot exist (nothing to read).
 
     Built on a Caller, so they can ride in the auth lookup's batch (core.auth.Preload).
     """
     if not is_uuid4(challenge_id):
         return []
-    # The caller's id is a bound parameter or a fixed subquery on the bound key hash (core.auth.Caller).
-    wallets = f"SELECT address FROM wallets WHERE user_id = {caller.sql}"  # noqa: S608
-    statements = [*read_back(db, challenge_id), db.prepare(wallets).bind(*caller.params)]
+    statements = [_aggregate_statement(db, _single(challenge_id), detail=True, caller=caller)]
     if timeline:
         statements += [
             db.prepare(
@@ -291,17 +337,15 @@ async def _load_for(
         )
     else:
         results = await db.batch(visible_statements(db, challenge_id, Caller.user(""), timeline=timeline))
-    count = _statement_count(True)
-    loaded = _parse(results[:count], detail=True)
-    if not loaded:
+    rows = results[0].results
+    if not rows:
         raise ApiError("E3010")
-    wallets = {row["address"] for row in results[count].results}
-    aggregate = loaded[0]
-    role = role_of(aggregate.challenge, principal, wallets)
+    aggregate = _aggregate(rows[0], detail=True)
+    role = role_of(aggregate.challenge, principal, bool(rows[0]["agg_caller_holds_wallet"]))
     if role is None:
         # Strangers get the same 404 as for a missing challenge, so existence never leaks.
         raise ApiError("E3010")
-    return replace(aggregate, role=role), list(results[count + 1 :])
+    return replace(aggregate, role=role), list(results[1:])
 
 
 async def load_visible(db: Database, challenge_id: str, principal: Principal | None) -> Aggregate:
@@ -578,7 +622,7 @@ def oracle_unschedule(db: Database, guarded_by: Guard, challenge_id: str) -> Sta
 async def commit(db: Database, writes: Sequence[Statement], challenge_id: str) -> tuple[int, Aggregate | None]:
     """Run `writes` and the aggregate's read-back as one batch (one round trip): the rows the first write
     changed, and the aggregate as it stands after the batch."""
-    results = await db.batch([*writes, *read_back(db, challenge_id)])
+    results = await db.batch([*writes, read_back(db, challenge_id)])
     return results[0].changes, parse_read_back(results)
 
 
@@ -964,18 +1008,16 @@ def _page_scope(caller: Caller, *, status: str | None, mode: str | None, limit: 
     for _, party_params in branches:
         params += [*party_params, *filter_params, page]
     ids_sql = "SELECT id FROM (" + " UNION ".join(parts) + " ORDER BY created_at DESC, id DESC LIMIT ?)"  # noqa: S608 — fixed SQL only
-    challenges_sql = f"SELECT * FROM challenges WHERE id IN ({ids_sql}) ORDER BY created_at DESC, id DESC"  # noqa: S608
-    # The children of the page are selected by the same ids query, so page and children come back from one
-    # batch; the query is repeated per child table, every value bound each time.
-    return _Scope(challenges_sql, ids_sql, (*params, page))
+    challenges_sql = f"SELECT * FROM challenges WHERE id IN ({ids_sql})"  # noqa: S608
+    return _Scope(challenges_sql, (*params, page), " ORDER BY p.created_at DESC, p.id DESC")
 
 
 def list_statements(
     db: Database, caller: Caller, *, status: str | None, mode: str | None, limit: int, cursor: str | None
 ) -> list[Statement]:
-    """The reads of GET /challenges: the page (limit + 1 rows) and what its view needs; raises on a bad cursor."""
+    """The read of GET /challenges: the page (limit + 1 rows) with what its view needs; raises on a bad cursor."""
     scope = _page_scope(caller, status=status, mode=mode, limit=limit, cursor=cursor)
-    return _statements(db, scope, detail=False)
+    return [_aggregate_statement(db, scope, detail=False)]
 
 
 async def list_for_user(
@@ -996,7 +1038,7 @@ async def list_for_user(
         principal,
         lambda caller: list_statements(db, caller, status=status, mode=mode, limit=limit, cursor=cursor),
     )
-    aggregates = _parse(results, detail=False)
+    aggregates = _parse(results[0], detail=False)
     next_cursor = None
     if len(aggregates) > limit:
         last = aggregates[limit - 1].challenge
@@ -1010,12 +1052,13 @@ async def list_for_user(
 async def oracle_due(db: Database, stamp: str, limit: int) -> list[Aggregate]:
     """ORACLE challenges awaiting resolution whose next feed check is due, whole, in one batch."""
     page = (
-        "SELECT c.* FROM challenges c JOIN fire_configs f ON f.challenge_id = c.id"
+        "SELECT c.*, f.oracle_next_check_at AS agg_next_check_at FROM challenges c"
+        " JOIN fire_configs f ON f.challenge_id = c.id"
         " WHERE f.oracle_next_check_at IS NOT NULL AND f.oracle_next_check_at <= ? AND c.status = 'AWAITING_RESOLUTION'"
         " ORDER BY f.oracle_next_check_at LIMIT ?"
     )
-    scope = _paged(page, (stamp, limit))
-    return _parse(await db.batch(_statements(db, scope, detail=False)), detail=False)
+    scope = _Scope(page, (stamp, limit), " ORDER BY p.agg_next_check_at")
+    return _parse(await _aggregate_statement(db, scope, detail=False).all(), detail=False)
 
 
 async def reschedule_oracle(db: Database, challenge_id: str, next_check_at: str) -> None:
@@ -1041,8 +1084,8 @@ _DUE_SQL = (
 async def timeouts_due(db: Database, stamp: str, limit: int) -> list[Aggregate]:
     """Challenges whose watched deadline passed, whole, in one batch, each with its proposal's announcement
     time (`Aggregate.proposal_announced_at`)."""
-    scope = _paged(_DUE_SQL, (stamp, limit))
-    return _parse(await db.batch(_statements(db, scope, detail=True)), detail=True)
+    scope = _Scope(_DUE_SQL, (stamp, limit), " ORDER BY p.next_deadline_at")
+    return _parse(await _aggregate_statement(db, scope, detail=True).all(), detail=True)
 
 
 # -- invitations (challenges.invites) ----------------------------------------------------------------------
@@ -1115,5 +1158,5 @@ async def load_with_invitation(
     """The whole aggregate (no caller) and its invitation, in one round trip (the invitation page)."""
     if not is_uuid4(challenge_id):
         return None, None
-    results = await db.batch([invitation_statement(db, challenge_id, purpose), *read_back(db, challenge_id)])
+    results = await db.batch([invitation_statement(db, challenge_id, purpose), read_back(db, challenge_id)])
     return parse_read_back(results), invitation_from(results[0])
