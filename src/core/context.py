@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,8 +60,10 @@ class Services:
 
     def with_db(self, db: Database) -> Services:
         """The same services over another database (a request's D1 session); the HTTP client is shared."""
-        # A shallow copy, not dataclasses.replace: this runs on every request, and replace() re-runs __init__.
-        copied = copy.copy(self)
+        # A shallow copy of the fields, neither dataclasses.replace (re-runs __init__) nor copy.copy (goes through
+        # __reduce_ex__): this runs on every request.
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
         copied.db = db
         return copied
 
