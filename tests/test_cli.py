@@ -6,8 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import httpx
 
 from local.config import PROJECT_ROOT, parse_dotenv
+from tests.conftest import BASE_VARS
+from tests.support.server import LiveServer
 
 
 def run_cli(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,3 +44,18 @@ def test_migrate_then_create_key_then_cron(tmp_path):
 def test_dev_vars_parsing():
     text = "# comment\nA=1\nB = 'two'\nexport C=\"three\"\n\nbroken line\n"
     assert parse_dotenv(text) == {"A": "1", "B": "two", "C": "three"}
+
+
+def test_dev_serves_on_asyncios_event_loop(tmp_path):
+    """`dev` runs uvicorn on asyncio's loop, never uvloop, even where uvloop is installed: busy with requests,
+    uvloop accepted 50 connections that arrived together over 0.7-0.9 s, one a loop iteration, so their first
+    requests waited that long (local.cli.uvicorn_options); asyncio accepts every pending connection at once."""
+    server = LiveServer(tmp_path, dict(BASE_VARS)).start()
+    try:
+        assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+        assert server.process is not None
+        loaded = Path(f"/proc/{server.process.pid}/maps").read_text()
+    finally:
+        server.stop()
+    assert "site-packages/uvicorn" in loaded or "httptools" in loaded  # the map is the server's
+    assert "uvloop" not in loaded

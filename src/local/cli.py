@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from local import config as local_config
 
@@ -65,6 +66,29 @@ def worker_app() -> object:
     return build_asgi(services, cron_interval=60.0 if cron else None, dev_clock=False)
 
 
+def uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    """How `dev` runs uvicorn.
+
+    proxy_headers off: uvicorn would otherwise take the client IP from X-Forwarded-For when the peer is
+    127.0.0.1 (i.e. any local caller), handing every request its own rate-limit bucket. The client IP is the
+    socket peer; no forwarding header is trusted locally.
+
+    loop "asyncio", not uvloop: on a saturated loop uvloop took 0.7-0.9 s to accept 50 new connections that
+    arrived together (one every loop iteration), so their first requests waited that long and `make bench`'s
+    p99 measured the accept queue; asyncio accepts every pending connection at once, and the app, not the loop,
+    is what costs CPU here (req/s measured the same).
+    """
+    return {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "proxy_headers": False,
+        "loop": "asyncio",
+    }
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -85,17 +109,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning that into SystemExit lets the
     # `finally` below stop the chain instead of the process dying with anvil left behind.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    # proxy_headers off: uvicorn would otherwise take the client IP from X-Forwarded-For when the peer is
-    # 127.0.0.1 (i.e. any local caller), handing every request its own rate-limit bucket. The client IP
-    # is the socket peer; no forwarding header is trusted locally.
-    options = {
-        "host": args.host,
-        "port": args.port,
-        "log_level": "warning",
-        "access_log": False,
-        "lifespan": "on",
-        "proxy_headers": False,
-    }
+    options = uvicorn_options(args.host, args.port)
     try:
         if args.workers > 1:
             # Each worker process builds its own app from the same configuration (like Worker isolates).
