@@ -1,6 +1,7 @@
 """CPU per request of the mixed-load endpoints, in process (no HTTP, no event-loop contention), for a tree.
 
 Run: .venv/bin/python bench/cpu_per_request.py [--tree PATH] [--seed 200] [--requests 300] [--repeats 7]
+     [--profile 'GET /health']
 
 The app of `--tree` (default: this checkout; a `git worktree` of an older commit gives the baseline) is driven
 through its ASGI adapter with the local SQLite database, as `make bench` drives it through uvicorn: GET /health,
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,6 +29,7 @@ parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent
 parser.add_argument("--seed", type=int, default=200)
 parser.add_argument("--requests", type=int, default=300)
 parser.add_argument("--repeats", type=int, default=7)
+parser.add_argument("--profile", metavar="ENDPOINT", help="cProfile one endpoint (e.g. 'GET /health') instead")
 ARGS = parser.parse_args()
 sys.path[:0] = [str(ARGS.tree / "src"), str(ARGS.tree)]
 
@@ -74,6 +79,9 @@ async def main() -> None:
         return execute(statement, connection)  # type: ignore[arg-type]
 
     sqlite.SqliteStatement.execute = counted  # type: ignore[method-assign]
+    if ARGS.profile is not None:
+        await profile(endpoints[ARGS.profile])
+        return
     print(f"tree {ARGS.tree}; {ARGS.repeats} runs of {ARGS.requests} requests each, after {ARGS.seed} challenges")
     for name, send in endpoints.items():
         for _ in range(50):  # warm-up
@@ -92,6 +100,18 @@ async def main() -> None:
             f"{name:<26} min {min(runs):7.1f} µs   median {statistics.median(runs):7.1f} µs"
             f"   {statements:.1f} statements"
         )
+
+
+async def profile(send: Callable[[], Awaitable[object]]) -> None:
+    """The functions one endpoint spends its time in, most own time first."""
+    for _ in range(50):
+        await send()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(ARGS.requests * ARGS.repeats):
+        await send()
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
 
 asyncio.run(main())
