@@ -1,14 +1,20 @@
 """`make bench`: the mixed load against the local server as it runs in dev, then against a raw ASGI baseline.
 
-Prints requests/s, p50, p99, error rate and the server's peak RSS for each, and the ratio between them.
-BENCH_DURATION (seconds, default 60) and BENCH_CONNECTIONS (default 100) tune the run.
+Prints requests/s, p50, p99, error rate, the server's CPU time per request and peak RSS for each, and the ratio
+between them. BENCH_DURATION (seconds, default 60) and BENCH_CONNECTIONS (default 100) tune the run.
+
+`--baseline PATH` (a `git worktree` of an older commit) runs that checkout's server too, alternating with this
+one for `--rounds` rounds, and prints the medians and this / baseline: on a shared 2-core machine req/s swing by
+a third between runs, so only a comparison inside one run means anything.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +35,12 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
 WORKERS = os.environ.get("BENCH_WORKERS", "1")
 TARGETS = {"rps": 1000, "p99_ms": 200, "error_rate": 0.001}
 GOALS = {"rps": 2500, "p99_ms": 50, "ratio": 0.5, "rss_mib": 128}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -65,13 +77,14 @@ def run_wrk(url: str, script: Path | None, env: dict[str, str]) -> dict[str, flo
 
 
 def report(name: str, figures: dict[str, float], rss: float) -> None:
+    cpu = f"   CPU {figures['cpu_us']:.0f} µs/request" if "cpu_us" in figures else ""
     print(
         f"{name:<9} {figures['rps']:>9.0f} req/s   p50 {figures['p50_ms']:>6.2f} ms   p99 {figures['p99_ms']:>6.2f} ms"
-        f"   errors {figures['error_rate'] * 100:.3f} %   peak RSS {rss:.1f} MiB   ({int(figures['requests'])} requests)"
+        f"   errors {figures['error_rate'] * 100:.3f} %{cpu}   peak RSS {rss:.1f} MiB   ({int(figures['requests'])} requests)"
     )
 
 
-def bench_app(workdir: Path) -> tuple[dict[str, float], float]:
+def bench_app(workdir: Path, project_root: Path = ROOT) -> tuple[dict[str, float], float]:
     env_vars = {
         "HMAC_SECRET": "bench-hmac-secret-0123456789abcdef0123",
         "ADMIN_TOKEN": ADMIN_TOKEN,
@@ -79,7 +92,9 @@ def bench_app(workdir: Path) -> tuple[dict[str, float], float]:
         "FF_CHALLENGES": "true",
         **UNLIMITED,
     }
-    server = LiveServer(workdir, env_vars, extra_args=["--no-chain", "--no-cron", "--workers", WORKERS]).start()
+    server = LiveServer(
+        workdir, env_vars, extra_args=["--no-chain", "--no-cron", "--workers", WORKERS], project_root=project_root
+    ).start()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as http:
             key = http.post("/admin/api-keys", json={}, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
@@ -88,10 +103,14 @@ def bench_app(workdir: Path) -> tuple[dict[str, float], float]:
                 http.post("/challenges", json={"mode": "SOLO", "title": f"seed {n}"}, headers=auth).json()["id"]
                 for n in range(50)
             ]
+        assert server.process is not None
+        cpu_before = cpu_seconds(server.process.pid)
         figures = run_wrk(
             server.url, ROOT / "bench" / "mixed.lua", {"BENCH_TOKEN": key["api_key"], "BENCH_CHALLENGE_ID": ids[0]}
         )
-        assert server.process is not None
+        # With --workers N the requests are served by children: the parent's own CPU says nothing then.
+        if WORKERS == "1":
+            figures["cpu_us"] = (cpu_seconds(server.process.pid) - cpu_before) / figures["requests"] * 1e6
         return figures, peak_rss_mib(server.process.pid)
     finally:
         server.stop()
@@ -131,8 +150,39 @@ def bench_raw(workdir: Path) -> tuple[dict[str, float], float]:
         process.wait(timeout=10)
 
 
+def compare(baseline: Path, rounds: int) -> None:
+    """This checkout's server against `baseline`'s, alternating, `rounds` times; medians and ratios."""
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this": []}
+    for number in range(1, rounds + 1):
+        for name, root in (("baseline", baseline), ("this", ROOT)):
+            with tempfile.TemporaryDirectory() as tmp:
+                figures, rss = bench_app(Path(tmp), root)
+            runs[name].append(figures)
+            report(f"{name} {number}", figures, rss)
+    medians = {
+        name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+        for name, results in runs.items()
+    }
+    for name, figures in medians.items():
+        cpu = f", CPU {figures['cpu_us']:.0f} µs/request" if "cpu_us" in figures else ""
+        print(f"median {name}: {figures['rps']:.0f} req/s, p99 {figures['p99_ms']:.1f} ms{cpu}")
+    ratios = {
+        key: medians["this"][key] / medians["baseline"][key]
+        for key in ("rps", "p99_ms", "cpu_us")
+        if key in medians["this"]
+    }
+    print("this / baseline: " + ", ".join(f"{key} {value:.2f}" for key, value in ratios.items()))
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="another checkout (git worktree) to compare this one with")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds with --baseline")
+    args = parser.parse_args()
     print(f"mixed load: {CONNECTIONS} connections, {DURATION} s each, wrk -t2, server: uvicorn ({WORKERS} process)")
+    if args.baseline is not None:
+        compare(args.baseline.resolve(), args.rounds)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         app, app_rss = bench_app(Path(tmp))
         raw, raw_rss = bench_raw(Path(tmp))

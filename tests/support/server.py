@@ -52,7 +52,16 @@ def wait_until_healthy(
 class LiveServer:
     """`python -m local.cli dev` in a subprocess; stopped (never left behind) by stop()."""
 
-    def __init__(self, workdir: Path, env_vars: dict[str, str], *, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env_vars: dict[str, str],
+        *,
+        extra_args: list[str] | None = None,
+        project_root: Path = PROJECT_ROOT,
+    ) -> None:
+        # project_root: another checkout's server (bench/load.py --baseline runs an older commit's).
+        self.project_root = project_root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.vars_file = workdir / "dev.vars"
@@ -65,13 +74,13 @@ class LiveServer:
     def start(self, timeout: float = 30.0) -> LiveServer:
         environment = {
             **os.environ,
-            "PYTHONPATH": str(PROJECT_ROOT / "src"),
+            "PYTHONPATH": str(self.project_root / "src"),
             "TATTLEHASH_DEV_VARS": str(self.vars_file),
             "TATTLEHASH_DB_PATH": str(self.database_path),
         }
         command = [sys.executable, "-m", "local.cli", "dev", "--port", str(self.port), *self.extra_args]
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=log)
+            self.process = subprocess.Popen(command, cwd=self.project_root, env=environment, stdout=log, stderr=log)
         if wait_until_healthy(self.process, self.url, self.log_path, timeout):
             return self
         self.stop()
